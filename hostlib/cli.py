@@ -1,0 +1,181 @@
+"""The `onebit` command line."""
+
+import argparse
+import json
+import logging
+import sys
+
+import sim
+from hostlib.devices import DEVICE_NAMES, make_device
+from hostlib.offload import MismatchError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("onebit")
+
+_EXIT_INPUT_ERROR = 2
+_EXIT_CHECK_FAILED = 1
+
+
+class _UsageError(Exception):
+    """Bad input from the command line: reported as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `onebit` command line and return its exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args)
+    except MismatchError as error:
+        print(f"onebit: check failed: {error}", file=sys.stderr)
+        return _EXIT_CHECK_FAILED
+    except (_UsageError, ValueError, TypeError, NotImplementedError, OSError) as error:
+        print(f"onebit: error: {error}", file=sys.stderr)
+        return _EXIT_INPUT_ERROR
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onebit",
+        description="Co-design suite for FPGA accelerators of 1-bit and ternary LLMs.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    boards = commands.add_parser("boards", help="list the board catalogue")
+    boards.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    boards.set_defaults(handler=_boards)
+
+    run = commands.add_parser(
+        "run", help="generate text with the BitLinear layers offloaded to a device"
+    )
+    run.add_argument(
+        "--model", default="demo", help="'demo' or a checkpoint directory (default: demo)"
+    )
+    run.add_argument(
+        "--device",
+        default="sim",
+        help=f"where the BitLinear layers run: {', '.join(DEVICE_NAMES)} (default: sim)",
+    )
+    run.add_argument("--board", default="kv260", help="board of the modelled accelerator")
+    run.add_argument(
+        "--design",
+        default=None,
+        help="design fields as k=v,... (for example pe=16,simd=64,weight_store=onchip)",
+    )
+    run.add_argument("--prompt", default="ROMEO:", help="text to continue (default: ROMEO:)")
+    run.add_argument(
+        "--max-new-tokens", type=int, default=64, help="tokens to generate (default: 64)"
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="run the PyTorch reference alongside and fail on any accumulator or logit difference",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _boards(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "name": key,
+            "board": board.name,
+            "family": board.family,
+            "lut": board.lut,
+            "ff": board.ff,
+            "dsp": board.dsp,
+            "bram36": board.bram36,
+            "uram": board.uram,
+            "onchip_bytes": board.onchip_bytes,
+            "dram_bytes_per_s": board.dram_bytes_per_s,
+            "dram_bytes": board.dram_bytes,
+            "clock_mhz": board.clock_mhz,
+        }
+        for key, board in sim.BOARDS.items()
+    ]
+    if args.json:
+        print(json.dumps({"boards": rows}))
+        return 0
+    print(f"{'name':<12} {'family':<18} {'LUT':>9} {'DSP':>6} {'on-chip MB':>10} {'DRAM GB/s':>10}")
+    for row in rows:
+        print(
+            f"{row['name']:<12} {row['family']:<18} {row['lut']:>9} {row['dsp']:>6} "
+            f"{row['onchip_bytes'] / 1e6:>10.2f} {row['dram_bytes_per_s'] / 1e9:>10.1f}"
+        )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hostlib.checkpoint import load_model
+    from hostlib.runner import generate_on_device
+
+    design = sim.Design.from_spec(args.design, board=args.board)
+    model = load_model(args.model)
+    for _, layer in model.bitlinear_layers():
+        design.check_layer(layer.out_features, layer.in_features)
+    device = make_device(args.device, design)
+    logger.info("generating %d tokens on device %s", args.max_new_tokens, device.name)
+    try:
+        result = generate_on_device(
+            model,
+            args.prompt,
+            device,
+            design,
+            max_new_tokens=args.max_new_tokens,
+            check=args.check,
+        )
+    finally:
+        device.close()
+
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    _print_run(result, args)
+    return 0
+
+
+def _print_run(result, args: argparse.Namespace) -> None:
+    print(result.text)
+    print()
+    modelled = result.modelled
+    print(
+        f"device: {args.device}   board: {args.board}   "
+        f"design: {_format_design(modelled['design'])}"
+    )
+    if result.check:
+        print("check: every accumulator and logit equals the PyTorch reference")
+    print()
+    print(f"{'layer':<36} {'N x K':>11} {'cycles/token':>13} {'time/token':>11} {'bound':>8}")
+    for layer in result.layers:
+        shape = f"{layer['shape'][0]}x{layer['shape'][1]}"
+        print(
+            f"{layer['name']:<36} {shape:>11} {layer['cycles']:>13.0f} "
+            f"{layer['time_s'] * 1e6:>9.2f}us {layer['bound']:>8}"
+        )
+    print()
+    print(
+        f"modelled decode: {modelled['tokens_per_s']:.1f} tokens/s, "
+        f"{modelled['cycles_per_token']:.0f} cycles/token, "
+        f"{modelled['energy_j_per_token'] * 1e6:.2f} uJ/token ({modelled['scope']})"
+    )
+    print(
+        f"wall clock: {len(result.new_tokens)} tokens in {result.wall_s:.2f} s "
+        f"({result.wall_tokens_per_s:.1f} tokens/s on this host)"
+    )
+
+
+def _format_design(design: dict) -> str:
+    keys = ("datapath", "array", "pe", "simd", "weight_store", "weight_format", "clock_mhz")
+    return ",".join(f"{key}={design[key]}" for key in keys if key in design)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

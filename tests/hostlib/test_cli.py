@@ -1,0 +1,108 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hostlib.cli import main
+
+_FAST = ["--max-new-tokens", "6"]
+
+
+def _run_json(capsys, *args):
+    status = main(["run", *args, "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_run_sim_matches_reference(capsys):
+    on_sim = _run_json(capsys, "--device", "sim", "--check", *_FAST)
+    on_reference = _run_json(capsys, "--device", "reference", *_FAST)
+    assert on_sim["tokens"] == on_reference["tokens"]
+    assert on_sim["text"] == on_reference["text"]
+    assert on_sim["check"] is True
+    assert on_reference["check"] is None
+    assert len(on_sim["tokens"]) == 6
+
+
+def test_run_json_reports_layers(capsys):
+    result = _run_json(capsys, "--device", "sim", *_FAST)
+    assert result["text"].startswith("ROMEO:")
+    assert result["modelled"]["tokens_per_s"] > 0
+    assert result["modelled"]["design"]["board"] == "kv260"
+    names = [layer["name"] for layer in result["layers"]]
+    assert "model.layers.0.self_attn.q_proj" in names
+    assert "model.layers.0.mlp.down_proj" in names
+    for layer in result["layers"]:
+        assert layer["bound"] in ("compute", "memory")
+        assert layer["cycles"] > 0
+    total = sum(layer["cycles"] for layer in result["layers"])
+    assert result["modelled"]["cycles_per_token"] == pytest.approx(total)
+
+
+def test_run_reference_models_same_cycles_as_sim(capsys):
+    on_sim = _run_json(capsys, "--device", "sim", *_FAST)
+    on_reference = _run_json(capsys, "--device", "reference", *_FAST)
+    sim_cycles = [layer["cycles"] for layer in on_sim["layers"]]
+    reference_cycles = [layer["cycles"] for layer in on_reference["layers"]]
+    assert sim_cycles == reference_cycles
+
+
+def test_run_human_output(capsys):
+    assert main(["run", "--device", "sim", *_FAST]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ROMEO:")
+    assert "modelled decode:" in out
+    assert "model.layers.0.self_attn.q_proj" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prompt", ""], "the prompt is empty"),
+        (["--prompt", "ROMEO\u00e9"], "\u00e9"),
+        (["--max-new-tokens", "100000"], "exceed the model's context"),
+        (["--max-new-tokens", "0"], "max_new_tokens must be at least 1, got 0"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--device", "rtl"], "device 'rtl' is not implemented yet"),
+        (["--board", "nosuchboard"], "nosuchboard"),
+        (["--design", "pe=0"], "pe"),
+        (["--design", "pe=7"], "pe"),
+    ],
+)
+def test_run_bad_input(capsys, args, message):
+    assert main(["run", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("onebit: error: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_run_path_not_checkpoint(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["run", "--model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("onebit: error: ")
+    assert str(tmp_path) in err
+
+
+def test_boards_json_lists_kv260(capsys):
+    assert main(["boards", "--json"]) == 0
+    boards = json.loads(capsys.readouterr().out)["boards"]
+    names = [board["name"] for board in boards]
+    assert "kv260" in names
+    assert "u280" in names
+
+
+def test_console_script_error_has_no_traceback():
+    completed = subprocess.run(
+        [sys.executable, "-m", "hostlib.cli", "run", "--prompt", ""],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert "the prompt is empty" in completed.stderr
+    assert completed.stdout == ""
