@@ -1,0 +1,31 @@
+"""sim: the cycle-approximate simulator of 1-bit and ternary LLM accelerators.
+
+A `Design` describes an accelerator on a `Board`. `prepare_layer` and `run_layer` run a layer
+on the Numba engine with exact outputs and modelled cycles, time and energy; `estimate_layer`
+gives the same timing from the shapes alone.
+"""
+
+from sim.boards import BOARDS, Board, get_board
+from sim.design import ARRAYS, DATAPATHS, WEIGHT_FORMATS, WEIGHT_STORES, Design
+from sim.engine import LayerProgram, prepare_layer, run_layer, warm_up
+from sim.timing import BOUNDS, LayerRun, estimate_layer, load_cycles, pipeline_depth
+
+__all__ = [
+    "ARRAYS",
+    "BOARDS",
+    "BOUNDS",
+    "DATAPATHS",
+    "WEIGHT_FORMATS",
+    "WEIGHT_STORES",
+    "Board",
+    "Design",
+    "LayerProgram",
+    "LayerRun",
+    "estimate_layer",
+    "get_board",
+    "load_cycles",
+    "pipeline_depth",
+    "prepare_layer",
+    "run_layer",
+    "warm_up",
+]

@@ -1,0 +1,228 @@
+"""The board catalogue: the FPGA resources and memory system of each target board.
+
+Every figure cites its document in the board's ``source`` field. Resource counts (LUT, FF, DSP,
+36 Kb block RAM, 288 Kb UltraRAM) are the device table of the data sheet named there; DRAM
+figures are the board's memory interface (bus width times transfer rate). On-chip bytes are
+derived from the block counts: 36 Kib per BRAM36 and 288 Kib per URAM288, parity bits included,
+because a weight memory 72 or 36 bits wide uses every bit of the block.
+
+Three kinds of figure are not data-sheet values and are marked as estimates: the typical clock
+(a clock that designs of this kind close timing at on the device), the static power and the DRAM
+energy per bit (see `sim.energy` for the sources of the energy figures).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from sim import energy
+
+__all__ = ["BOARDS", "Board", "get_board"]
+
+_BRAM36_BYTES = 36 * 1024 // 8
+_URAM_BYTES = 288 * 1024 // 8
+_GIB = 2**30
+
+
+def _onchip_bytes(bram36: int, uram: int) -> int:
+    return bram36 * _BRAM36_BYTES + uram * _URAM_BYTES
+
+
+@dataclass(frozen=True)
+class Board:
+    """An FPGA board as the simulator sees it.
+
+    Attributes
+    ----------
+    name : str
+        Lowercase short name, the key in `BOARDS` (``"kv260"``).
+    title : str
+        The product name.
+    family : str
+        Device family: ``"zynq-7000"``, ``"zynq-ultrascale+"``, ``"alveo"``, ...
+    lut, ff, dsp, bram36, uram : int
+        Look-up tables, flip-flops, DSP slices, 36 Kb block RAMs, 288 Kb UltraRAMs.
+    onchip_bytes : int
+        Block RAM plus UltraRAM capacity in bytes.
+    dram_bytes_per_s : int
+        Peak bandwidth of the memory the weights stream from (DDR or HBM), bytes per second.
+    dram_bytes : int
+        Capacity of that memory in bytes.
+    clock_mhz : float
+        Typical fabric clock of an accelerator on this device (an estimate).
+    static_power_w : float
+        Static power of the device in watts (an estimate).
+    dram_pj_per_bit : float
+        Energy of one bit read from DRAM in picojoules (an estimate).
+    source : str
+        The documents the figures come from.
+    """
+
+    name: str
+    title: str
+    family: str
+    lut: int
+    ff: int
+    dsp: int
+    bram36: int
+    uram: int
+    onchip_bytes: int
+    dram_bytes_per_s: int
+    dram_bytes: int
+    clock_mhz: float
+    static_power_w: float
+    dram_pj_per_bit: float
+    source: str
+
+    def __post_init__(self) -> None:
+        for field in ("lut", "ff", "dsp", "bram36", "uram", "onchip_bytes", "dram_bytes"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"Board.{field} must be an int >= 0, got {value!r}")
+        # The timing model divides by the bandwidth and the clock, so both must be positive.
+        bandwidth = self.dram_bytes_per_s
+        if isinstance(bandwidth, bool) or not isinstance(bandwidth, int) or bandwidth <= 0:
+            raise ValueError(f"Board.dram_bytes_per_s must be an int > 0, got {bandwidth!r}")
+        for field in ("clock_mhz", "static_power_w", "dram_pj_per_bit"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"Board.{field} must be a number >= 0, got {value!r}")
+        if not self.clock_mhz > 0:
+            raise ValueError(f"Board.clock_mhz must be > 0, got {self.clock_mhz!r}")
+
+    def to_dict(self) -> dict:
+        """Return the board as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+_CATALOGUE = (
+    Board(
+        name="pynq-z2",
+        title="TUL PYNQ-Z2 (Zynq-7000 XC7Z020)",
+        family="zynq-7000",
+        lut=53_200,
+        ff=106_400,
+        dsp=220,
+        bram36=140,
+        uram=0,
+        onchip_bytes=_onchip_bytes(140, 0),
+        # 512 MB DDR3, 16-bit bus at 1050 Mb/s per pin: 16 / 8 * 1.05e9 = 2.1 GB/s.
+        dram_bytes_per_s=2_100_000_000,
+        dram_bytes=512 * 2**20,
+        clock_mhz=100.0,
+        static_power_w=0.2,
+        dram_pj_per_bit=energy.DDR_PJ_PER_BIT,
+        source=(
+            "AMD DS190 (Zynq-7000 SoC Data Sheet: Overview), XC7Z020 column; "
+            "TUL PYNQ-Z2 board reference manual (DDR3 memory)"
+        ),
+    ),
+    Board(
+        name="kv260",
+        title="AMD Kria KV260 Vision AI Starter Kit (K26 SOM, XCK26)",
+        family="zynq-ultrascale+",
+        lut=117_120,
+        ff=234_240,
+        dsp=1_248,
+        bram36=144,
+        uram=64,
+        onchip_bytes=_onchip_bytes(144, 64),
+        # 4 GB DDR4, 64-bit bus at 2400 Mb/s per pin: 8 * 2.4e9 = 19.2 GB/s.
+        dram_bytes_per_s=19_200_000_000,
+        dram_bytes=4 * _GIB,
+        clock_mhz=300.0,
+        static_power_w=1.5,
+        dram_pj_per_bit=energy.DDR_PJ_PER_BIT,
+        source="AMD DS987 (Kria K26 SOM Data Sheet): XCK26 resources and DDR4 memory",
+    ),
+    Board(
+        name="zcu104",
+        title="AMD Zynq UltraScale+ MPSoC ZCU104 (XCZU7EV)",
+        family="zynq-ultrascale+",
+        lut=230_400,
+        ff=460_800,
+        dsp=1_728,
+        bram36=312,
+        uram=96,
+        onchip_bytes=_onchip_bytes(312, 96),
+        # 2 GB DDR4 on the processing system, 64-bit bus at 2400 Mb/s per pin: 19.2 GB/s.
+        # NOTE: the transfer rate is the DDR4-2400 grade the board is built around; a board
+        # design that clocks the memory lower streams proportionally slower.
+        dram_bytes_per_s=19_200_000_000,
+        dram_bytes=2 * _GIB,
+        clock_mhz=300.0,
+        static_power_w=2.0,
+        dram_pj_per_bit=energy.DDR_PJ_PER_BIT,
+        source=(
+            "AMD DS891 (Zynq UltraScale+ MPSoC Data Sheet: Overview), ZU7EV column; "
+            "AMD UG1267 (ZCU104 Evaluation Board User Guide), PS DDR4 memory"
+        ),
+    ),
+    Board(
+        name="u280",
+        title="AMD Alveo U280 Data Center Accelerator Card",
+        family="alveo",
+        lut=1_303_680,
+        ff=2_607_360,
+        dsp=9_024,
+        bram36=2_016,
+        uram=960,
+        onchip_bytes=_onchip_bytes(2_016, 960),
+        # 8 GB HBM2: 32 pseudo channels of 14.375 GB/s, 460 GB/s in all (the card's 32 GB of
+        # DDR4 at 38 GB/s is not used for weights).
+        dram_bytes_per_s=460_000_000_000,
+        dram_bytes=8 * _GIB,
+        clock_mhz=300.0,
+        static_power_w=20.0,
+        dram_pj_per_bit=energy.HBM2_PJ_PER_BIT,
+        source=(
+            "AMD DS963 (Alveo U280 Data Center Accelerator Cards Data Sheet); "
+            "AMD UG1393 (Vitis Application Acceleration Development), HBM configuration"
+        ),
+    ),
+    Board(
+        name="u55c",
+        title="AMD Alveo U55C Data Center Accelerator Card",
+        family="alveo",
+        lut=1_303_680,
+        ff=2_607_360,
+        dsp=9_024,
+        bram36=2_016,
+        uram=960,
+        onchip_bytes=_onchip_bytes(2_016, 960),
+        # 16 GB HBM2: 32 pseudo channels of 14.375 GB/s, 460 GB/s in all.
+        dram_bytes_per_s=460_000_000_000,
+        dram_bytes=16 * _GIB,
+        clock_mhz=300.0,
+        static_power_w=20.0,
+        dram_pj_per_bit=energy.HBM2_PJ_PER_BIT,
+        source=(
+            "AMD DS978 (Alveo U55C Data Center Accelerator Cards Data Sheet); "
+            "AMD UG1393 (Vitis Application Acceleration Development), HBM configuration"
+        ),
+    ),
+)
+# NOTE: the typical clocks and static powers above are estimates, not data-sheet values; the
+# static power should be calibrated with the AMD Power Estimator or a measurement per design.
+# TODO: the iCEBreaker (iCE40UP5K) and ULX3S (ECP5-85F) boards need their own memory-block
+# fields (4 Kb EBR, 256 Kb SPRAM, 18 Kb ECP5 blocks) before they can join the catalogue.
+
+BOARDS: dict[str, Board] = {board.name: board for board in _CATALOGUE}
+"""The board catalogue, keyed by lowercase short name."""
+
+
+def get_board(name: str) -> Board:
+    """Look up a board of `BOARDS` by its short name, ignoring case.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        If no board has that name; the message lists the known names.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"board name must be a str, got {type(name).__name__}")
+    board = BOARDS.get(name.strip().lower())
+    if board is None:
+        raise ValueError(f"unknown board {name!r}; known boards: {', '.join(BOARDS)}")
+    return board

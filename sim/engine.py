@@ -1,0 +1,231 @@
+"""The cycle-approximate engine: a ``ternary`` ``mvu`` layer stepped fold by fold in Numba.
+
+A layer is prepared once (`prepare_layer`: checked, cut into fold tiles, held by the returned
+`LayerProgram`) and then run any number of times (`run_layer`). Each run computes the exact int32
+accumulators and steps the double-buffered weight schedule that `sim.timing` describes, fold by
+fold, so its cycles are an independent check of the closed form.
+
+Warm-up: the first run in a fresh environment compiles the two kernels (about a second or two);
+the compiled code is cached on disk next to this file (see `sim.config`), so later processes
+only load it. `warm_up` triggers the compilation ahead of time.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from sim.config import JIT_OPTIONS
+from sim.design import Design
+from sim.timing import WEIGHT_BUFFERS, LayerRun, load_cycles, make_run, pipeline_depth
+
+__all__ = ["LayerProgram", "prepare_layer", "run_layer", "warm_up"]
+
+
+@njit(**JIT_OPTIONS)
+def _mvu_accumulate(tiles, x):
+    """Return acc[t, n] = sum_k w[n, k] x[t, k] as int32, computed fold by fold.
+
+    ``tiles`` is ``[N / PE, K / SIMD, PE, SIMD]`` int8 and ``x`` is ``[T, K]`` int8. The loop
+    order is the hardware's: folds outer, the T vectors of the run inner.
+    """
+    row_groups, col_groups, pe, simd = tiles.shape
+    tokens = x.shape[0]
+    acc = np.zeros((tokens, row_groups * pe), dtype=np.int32)
+    for i in range(row_groups):
+        for j in range(col_groups):
+            base = j * simd
+            for t in range(tokens):
+                for p in range(pe):
+                    # The products are in {-x, 0, x}; a lane adds, subtracts or skips. The
+                    # caller has checked that the sum fits the accumulator, so int32 is exact.
+                    partial = np.int32(0)
+                    for lane in range(simd):
+                        partial += np.int32(tiles[i, j, p, lane]) * np.int32(x[t, base + lane])
+                    acc[t, i * pe + p] += partial
+    return acc
+
+
+@njit(**JIT_OPTIONS)
+def _stream_schedule(folds, tokens, load, depth, buffers):
+    """Return the cycle at which the last result leaves the pipeline.
+
+    Fold f waits for its tile (loaded in ``load`` cycles) and for fold f - 1 to finish; the
+    load of tile f waits for the previous load and for its buffer slot, freed when fold
+    f - ``buffers`` finishes computing. With ``load = 0`` (weights on chip) no fold ever waits.
+    """
+    compute_end = np.zeros(folds, dtype=np.int64)
+    load_end = 0
+    previous_end = 0
+    for f in range(folds):
+        load_start = load_end
+        if f >= buffers and compute_end[f - buffers] > load_start:
+            load_start = compute_end[f - buffers]
+        load_end = load_start + load
+        start = previous_end if previous_end > load_end else load_end
+        previous_end = start + tokens
+        compute_end[f] = previous_end
+    return previous_end + depth
+
+
+@dataclass(frozen=True, eq=False)
+class LayerProgram:
+    """A layer prepared for the engine: the design, the weight tiles and the fixed timing.
+
+    Attributes
+    ----------
+    design : Design
+        The accelerator the layer runs on.
+    name : str
+        The layer's name, copied into each `LayerRun`.
+    n, k : int
+        Output rows and inputs.
+    tiles : numpy.ndarray
+        int8 ``[N / PE, K / SIMD, PE, SIMD]``: tile (i, j) holds rows i PE .. (i+1) PE - 1 and
+        inputs j SIMD .. (j+1) SIMD - 1, contiguous in the order the engine reads them.
+    nonzero : int
+        Nonzero weights in the layer, which set the lane energy under ``zero_skip``.
+    """
+
+    design: Design
+    name: str
+    n: int
+    k: int
+    tiles: np.ndarray
+    nonzero: int
+    _load: int
+    _depth: int
+    _act_min: int
+    _act_max: int
+
+
+def prepare_layer(design: Design, w_q: np.ndarray, name: str = "") -> LayerProgram:
+    """Check an N x K layer of ternary weights against ``design`` and cut it into fold tiles.
+
+    Done once per layer, like uploading the weights to the board; `run_layer` then reuses the
+    program without checking or copying the weights again.
+
+    Parameters
+    ----------
+    design : Design
+        The accelerator.
+    w_q : numpy.ndarray
+        int8 ternary codes ``[N, K]`` in {-1, 0, 1}.
+    name : str
+        The layer's name, for the per-layer reports.
+
+    Returns
+    -------
+    LayerProgram
+
+    Raises
+    ------
+    TypeError
+        If ``design`` is not a `Design` or ``w_q`` is not an int8 numpy array.
+    ValueError
+        If ``w_q`` is not 2-D or holds values other than -1, 0 and 1, or the design cannot run
+        the layer (see `Design.check_layer`).
+    """
+    if not isinstance(design, Design):
+        raise TypeError(f"design must be a sim.Design, got {type(design).__name__}")
+    if not isinstance(w_q, np.ndarray):
+        raise TypeError(
+            f"weights must be a numpy.ndarray, got {type(w_q).__name__} "
+            "(convert a torch tensor with .numpy())"
+        )
+    if w_q.dtype != np.int8:
+        raise TypeError(f"weights must have dtype int8, got {w_q.dtype}")
+    if w_q.ndim != 2:
+        raise ValueError(f"weights must be 2-D [N, K], got shape {w_q.shape}")
+    bad = (w_q != 0) & (w_q != 1) & (w_q != -1)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"weights must hold ternary codes in {{-1, 0, 1}}, found {w_q[index]} at index {index}"
+        )
+    n, k = (int(size) for size in w_q.shape)
+    design.check_layer(n, k)
+
+    pe, simd = design.pe, design.simd
+    # [N, K] -> [N/PE, PE, K/SIMD, SIMD] -> [N/PE, K/SIMD, PE, SIMD]: one contiguous tile per fold.
+    tiles = np.ascontiguousarray(w_q.reshape(n // pe, pe, k // simd, simd).transpose(0, 2, 1, 3))
+    act_max = 2 ** (design.act_bits - 1) - 1
+    return LayerProgram(
+        design=design,
+        name=name,
+        n=n,
+        k=k,
+        tiles=tiles,
+        nonzero=int(np.count_nonzero(w_q)),
+        _load=load_cycles(design),
+        _depth=pipeline_depth(design),
+        _act_min=-act_max - 1,
+        _act_max=act_max,
+    )
+
+
+def run_layer(program: LayerProgram, x_q: np.ndarray) -> LayerRun:
+    """Run a prepared layer on T activation vectors: exact outputs, cycles, time and energy.
+
+    Parameters
+    ----------
+    program : LayerProgram
+        From `prepare_layer`.
+    x_q : numpy.ndarray
+        int8 activation codes ``[T, K]`` within the design's ``act_bits`` range.
+
+    Returns
+    -------
+    LayerRun
+        ``acc`` is int32 ``[T, N]``, equal to ``kernels.ternary_matmul(x_q, w_q)``.
+
+    Raises
+    ------
+    TypeError
+        If ``program`` is not a `LayerProgram` or ``x_q`` is not an int8 numpy array.
+    ValueError
+        If ``x_q`` is not ``[T, K]`` with T >= 1, or holds codes outside the ``act_bits`` range.
+    """
+    if not isinstance(program, LayerProgram):
+        raise TypeError(f"program must be a sim.LayerProgram, got {type(program).__name__}")
+    if not isinstance(x_q, np.ndarray):
+        raise TypeError(f"activations must be a numpy.ndarray, got {type(x_q).__name__}")
+    if x_q.dtype != np.int8:
+        raise TypeError(f"activations must have dtype int8, got {x_q.dtype}")
+    if x_q.ndim != 2 or x_q.shape[1] != program.k or x_q.shape[0] < 1:
+        raise ValueError(
+            f"activations must have shape [T, {program.k}] with T >= 1 for layer "
+            f"{program.name or 'of'} {program.n} x {program.k}, got {x_q.shape}"
+        )
+    design = program.design
+    # int8 holds every 8-bit code; narrower activations need a range check.
+    if design.act_bits < 8:
+        low, high = int(x_q.min()), int(x_q.max())
+        if low < program._act_min or high > program._act_max:
+            raise ValueError(
+                f"activations must be {design.act_bits}-bit codes in [{program._act_min}, "
+                f"{program._act_max}], found values in [{low}, {high}]"
+            )
+
+    tokens = x_q.shape[0]
+    acc = _mvu_accumulate(program.tiles, np.ascontiguousarray(x_q))
+    folds = program.tiles.shape[0] * program.tiles.shape[1]
+    cycles = _stream_schedule(folds, tokens, program._load, program._depth, WEIGHT_BUFFERS)
+    lane_ops = tokens * (program.nonzero if design.zero_skip else program.n * program.k)
+    return make_run(
+        design,
+        n=program.n,
+        k=program.k,
+        tokens=tokens,
+        acc=acc,
+        cycles=int(cycles),
+        lane_ops=lane_ops,
+        name=program.name,
+    )
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the engine's kernels for int8 inputs."""
+    tiles = np.zeros((1, 1, 1, 1), dtype=np.int8)
+    _mvu_accumulate(tiles, np.zeros((1, 1), dtype=np.int8))
+    _stream_schedule(1, 1, 0, 0, WEIGHT_BUFFERS)
