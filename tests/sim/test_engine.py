@@ -1,0 +1,288 @@
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import kernels
+import sim
+
+
+def design_on(board="kv260", **fields):
+    return sim.Design.from_spec(fields, board)
+
+
+def random_layer(rng, n, k, tokens, act_bits=8):
+    w_q = rng.integers(-1, 2, size=(n, k)).astype(np.int8)
+    high = 2 ** (act_bits - 1)
+    x_q = rng.integers(-high, high, size=(tokens, k)).astype(np.int8)
+    return w_q, x_q
+
+
+def reference(x_q, w_q):
+    return kernels.ternary_matmul(torch.from_numpy(x_q), torch.from_numpy(w_q)).numpy()
+
+
+def expected_cycles(design, n, k, tokens):
+    """The double-buffered schedule's closed form, derived independently of sim/.
+
+    Folds F, tile load L cycles, T vectors, pipeline depth D = 3 + ceil(log2 simd):
+    compute-bound (L <= T) F T + L + D, memory-bound F L + T + D.
+    """
+    folds = (n // design.pe) * (k // design.simd)
+    depth = 3 + math.ceil(math.log2(design.simd))
+    if design.weight_store == "onchip":
+        return folds * tokens + depth, 0
+    tile_bytes = math.ceil(
+        design.pe * design.simd * {"base3": 8 / 5}.get(design.weight_format, 2) / 8
+    )
+    seconds = tile_bytes / design.board.dram_bytes_per_s
+    load = math.ceil(round(seconds * design.clock_mhz * 1e6, 9))
+    if load <= tokens:
+        return folds * tokens + load + depth, load
+    return folds * load + tokens + depth, load
+
+
+SHAPES = [
+    # (pe, simd, n, k, tokens)
+    (1, 1, 3, 5, 1),
+    (2, 4, 6, 8, 3),
+    (16, 64, 384, 128, 1),
+    (16, 64, 128, 384, 7),
+    (4, 32, 64, 96, 16),
+    (8, 16, 24, 48, 2),
+]
+
+
+@pytest.mark.parametrize(("pe", "simd", "n", "k", "tokens"), SHAPES)
+@pytest.mark.parametrize("weight_store", ["stream", "onchip"])
+def test_acc_matches_ternary_matmul(pe, simd, n, k, tokens, weight_store):
+    rng = np.random.default_rng(n * 1000 + k + tokens)
+    w_q, x_q = random_layer(rng, n, k, tokens)
+    design = design_on(pe=pe, simd=simd, weight_store=weight_store)
+    run = sim.run_layer(sim.prepare_layer(design, w_q, name="layer"), x_q)
+    assert run.acc.dtype == np.int32
+    assert run.acc.shape == (tokens, n)
+    np.testing.assert_array_equal(run.acc, reference(x_q, w_q))
+    assert run.name == "layer"
+    assert run.tokens == tokens
+
+
+def test_acc_extreme_values():
+    # Every weight -1 against activations of -128 gives the largest sum, K * 128.
+    n, k = 4, 256
+    w_q = np.full((n, k), -1, dtype=np.int8)
+    x_q = np.full((2, k), -128, dtype=np.int8)
+    x_q[1] = 127
+    run = sim.run_layer(sim.prepare_layer(design_on(pe=4, simd=64), w_q), x_q)
+    np.testing.assert_array_equal(run.acc, reference(x_q, w_q))
+    assert run.acc[0, 0] == k * 128
+
+
+def test_acc_narrow_activations():
+    rng = np.random.default_rng(7)
+    w_q, x_q = random_layer(rng, 8, 16, 3, act_bits=4)
+    design = design_on(pe=4, simd=8, act_bits=4)
+    run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
+    np.testing.assert_array_equal(run.acc, reference(x_q, w_q))
+
+
+def test_program_reused_across_runs():
+    rng = np.random.default_rng(3)
+    w_q, _ = random_layer(rng, 32, 64, 1)
+    program = sim.prepare_layer(design_on(pe=8, simd=16), w_q)
+    for tokens in (1, 4, 1):
+        _, x_q = random_layer(rng, 32, 64, tokens)
+        np.testing.assert_array_equal(sim.run_layer(program, x_q).acc, reference(x_q, w_q))
+
+
+def test_non_contiguous_activations():
+    rng = np.random.default_rng(5)
+    w_q, x_q = random_layer(rng, 16, 32, 6)
+    program = sim.prepare_layer(design_on(pe=4, simd=8), w_q)
+    strided = x_q[::2]
+    np.testing.assert_array_equal(sim.run_layer(program, strided).acc, reference(strided, w_q))
+
+
+# Boards and parallelism chosen so that each bound is hit: a 256-byte tile (pe=16, simd=64,
+# 2-bit) takes 4 cycles at 300 MHz from 19.2 GB/s (KV260) and 1 cycle from 460 GB/s (U280); a
+# 2048-byte tile (pe=128) takes 2 cycles on the U280; 26 bytes (128 base3 weights) take 2 cycles
+# at 100 MHz from 2.1 GB/s (Pynq-Z2). The array is memory-bound when a tile takes more cycles
+# than the T vectors it serves.
+TIMING_CASES = [
+    ("kv260", {"pe": 16, "simd": 64}, 384, 128, 1, "memory"),
+    ("kv260", {"pe": 16, "simd": 64}, 384, 128, 4, "compute"),
+    ("kv260", {"pe": 16, "simd": 64}, 384, 128, 5, "compute"),
+    ("kv260", {"pe": 16, "simd": 64}, 384, 128, 3, "memory"),
+    ("u280", {"pe": 16, "simd": 64}, 384, 128, 1, "compute"),
+    ("u280", {"pe": 128, "simd": 64}, 384, 128, 1, "memory"),
+    ("pynq-z2", {"pe": 2, "simd": 8, "clock_mhz": 100.0}, 16, 32, 1, "compute"),
+    ("pynq-z2", {"pe": 4, "simd": 32, "weight_format": "base3"}, 64, 128, 1, "memory"),
+    ("pynq-z2", {"pe": 4, "simd": 32, "weight_format": "base3"}, 64, 128, 2, "compute"),
+    ("kv260", {"pe": 16, "simd": 64, "weight_store": "onchip"}, 384, 128, 1, "compute"),
+    ("u55c", {"pe": 8, "simd": 8, "weight_store": "onchip"}, 64, 64, 3, "compute"),
+    ("zcu104", {"pe": 1, "simd": 1}, 3, 5, 1, "compute"),
+]
+
+
+@pytest.mark.parametrize(("board", "fields", "n", "k", "tokens", "bound"), TIMING_CASES)
+def test_cycles_match_closed_form(board, fields, n, k, tokens, bound):
+    design = design_on(board, **fields)
+    rng = np.random.default_rng(11)
+    w_q, x_q = random_layer(rng, n, k, tokens)
+    run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
+    cycles, load = expected_cycles(design, n, k, tokens)
+    folds = (n // design.pe) * (k // design.simd)
+    depth = 3 + math.ceil(math.log2(design.simd))
+
+    assert run.cycles == cycles
+    assert run.bound == bound
+    assert run.pipeline_depth == depth
+    assert run.compute_cycles == folds * tokens
+    assert run.memory_cycles == folds * load
+    assert run.stall_cycles == cycles - folds * tokens - depth
+    assert run.time_s == pytest.approx(cycles / (design.clock_mhz * 1e6), rel=1e-12)
+
+
+@pytest.mark.parametrize(("board", "fields", "n", "k", "tokens", "bound"), TIMING_CASES)
+def test_estimate_equals_run(board, fields, n, k, tokens, bound):
+    design = design_on(board, **fields)
+    rng = np.random.default_rng(13)
+    w_q, x_q = random_layer(rng, n, k, tokens)
+    run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
+    estimate = sim.estimate_layer(design, n, k, tokens=tokens)
+    assert estimate.acc is None
+    for field in ("cycles", "compute_cycles", "memory_cycles", "stall_cycles", "pipeline_depth"):
+        assert getattr(estimate, field) == getattr(run, field), field
+    assert estimate.bound == run.bound
+    assert estimate.weight_bytes == run.weight_bytes
+    assert estimate.dram_bytes == run.dram_bytes
+    assert estimate.energy_j == pytest.approx(run.energy_j, rel=1e-12)
+
+
+def test_estimate_equals_run_over_random_designs():
+    rng = np.random.default_rng(17)
+    boards = list(sim.BOARDS)
+    for _ in range(60):
+        pe = int(rng.choice([1, 2, 4, 8, 16]))
+        simd = int(rng.choice([1, 2, 4, 8, 16, 32]))
+        n, k = pe * int(rng.integers(1, 5)), simd * int(rng.integers(1, 5))
+        tokens = int(rng.integers(1, 9))
+        design = design_on(
+            boards[int(rng.integers(len(boards)))],
+            pe=pe,
+            simd=simd,
+            clock_mhz=float(rng.choice([50.0, 100.0, 300.0, 1000.0])),
+            weight_format=str(rng.choice(["2bit", "base3"])),
+        )
+        w_q, x_q = random_layer(rng, n, k, tokens)
+        run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
+        assert sim.estimate_layer(design, n, k, tokens).cycles == run.cycles
+        assert run.cycles == expected_cycles(design, n, k, tokens)[0]
+
+
+def test_streamed_weights_read_once_per_run():
+    design = design_on(pe=16, simd=64)
+    single = sim.estimate_layer(design, 384, 128, tokens=1)
+    batch = sim.estimate_layer(design, 384, 128, tokens=8)
+    assert single.dram_bytes == batch.dram_bytes == 384 * 128 // 4
+    assert sim.estimate_layer(design_on(weight_store="onchip"), 384, 128).dram_bytes == 0
+
+
+def test_energy_components():
+    # Rebuild the estimate from the documented terms: DRAM, on-chip reads, adds, static power.
+    design = design_on("kv260", pe=16, simd=64)
+    n, k, tokens = 384, 128, 2
+    run = sim.estimate_layer(design, n, k, tokens=tokens)
+    weight_bits = n * k * 2
+    dram = weight_bits * design.board.dram_pj_per_bit
+    onchip = (weight_bits + tokens * k * (n // 16) * 8) * sim.energy.SRAM_PJ_PER_BIT
+    adds = tokens * n * k * sim.energy.LANE_ADD_PJ + tokens * n * (k // 64) * sim.energy.ACC_ADD_PJ
+    static = design.board.static_power_w * run.time_s
+    assert run.energy_j == pytest.approx((dram + onchip + adds) * 1e-12 + static, rel=1e-12)
+
+
+def test_zero_skip_saves_energy_not_cycles():
+    rng = np.random.default_rng(19)
+    w_q, x_q = random_layer(rng, 64, 128, 1)
+    w_q[:, ::2] = 0
+    plain = sim.run_layer(sim.prepare_layer(design_on(pe=16, simd=64), w_q), x_q)
+    skip_design = design_on(pe=16, simd=64, zero_skip=True)
+    skipping = sim.run_layer(sim.prepare_layer(skip_design, w_q), x_q)
+    assert skipping.cycles == plain.cycles
+    np.testing.assert_array_equal(skipping.acc, plain.acc)
+    saved = (64 * 128 - np.count_nonzero(w_q)) * sim.energy.LANE_ADD_PJ * 1e-12
+    assert plain.energy_j - skipping.energy_j == pytest.approx(saved, rel=1e-9)
+    fraction = np.count_nonzero(w_q) / w_q.size
+    estimate = sim.estimate_layer(skip_design, 64, 128, nonzero_fraction=fraction)
+    assert estimate.energy_j == pytest.approx(skipping.energy_j, rel=1e-12)
+
+
+def test_prepare_layer_errors():
+    design = design_on(pe=4, simd=8)
+    good = np.zeros((8, 16), dtype=np.int8)
+    with pytest.raises(TypeError, match=re.escape("weights must be a numpy.ndarray, got Tensor")):
+        sim.prepare_layer(design, torch.zeros(8, 16, dtype=torch.int8))
+    with pytest.raises(TypeError, match="weights must have dtype int8, got int32"):
+        sim.prepare_layer(design, good.astype(np.int32))
+    with pytest.raises(ValueError, match=re.escape("weights must be 2-D [N, K], got shape (8,)")):
+        sim.prepare_layer(design, good[:, 0])
+    bad = good.copy()
+    bad[2, 3] = 2
+    message = "weights must hold ternary codes in {-1, 0, 1}, found 2 at index (2, 3)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sim.prepare_layer(design, bad)
+    with pytest.raises(ValueError, match="Design.pe = 4 must divide the layer's N = 6"):
+        sim.prepare_layer(design, good[:6])
+    with pytest.raises(TypeError, match="design must be a sim.Design, got str"):
+        sim.prepare_layer("kv260", good)
+
+
+def test_run_layer_errors():
+    program = sim.prepare_layer(design_on(pe=4, simd=8), np.zeros((8, 16), dtype=np.int8))
+    x_q = np.zeros((1, 16), dtype=np.int8)
+    with pytest.raises(TypeError, match="program must be a sim.LayerProgram, got ndarray"):
+        sim.run_layer(x_q, x_q)
+    with pytest.raises(TypeError, match="activations must be a numpy.ndarray, got list"):
+        sim.run_layer(program, [[0] * 16])
+    with pytest.raises(TypeError, match="activations must have dtype int8, got float32"):
+        sim.run_layer(program, x_q.astype(np.float32))
+    message = "activations must have shape [T, 16] with T >= 1 for layer of 8 x 16, got (1, 8)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sim.run_layer(program, x_q[:, :8])
+    with pytest.raises(ValueError, match=re.escape("got (0, 16)")):
+        sim.run_layer(program, x_q[:0])
+    with pytest.raises(ValueError, match=re.escape("got (16,)")):
+        sim.run_layer(program, x_q[0])
+
+
+def test_run_layer_rejects_codes_outside_act_bits():
+    program = sim.prepare_layer(
+        design_on(pe=4, simd=8, act_bits=4), np.zeros((8, 16), dtype=np.int8)
+    )
+    x_q = np.zeros((1, 16), dtype=np.int8)
+    x_q[0, 3] = 8
+    message = "activations must be 4-bit codes in [-8, 7], found values in [0, 8]"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sim.run_layer(program, x_q)
+
+
+def test_estimate_layer_errors():
+    design = design_on(pe=4, simd=8)
+    with pytest.raises(ValueError, match="tokens must be >= 1, got 0"):
+        sim.estimate_layer(design, 8, 16, tokens=0)
+    with pytest.raises(TypeError, match="tokens must be an int, got float"):
+        sim.estimate_layer(design, 8, 16, tokens=1.0)
+    with pytest.raises(ValueError, match="nonzero_fraction must be between 0 and 1, got 1.5"):
+        sim.estimate_layer(design, 8, 16, nonzero_fraction=1.5)
+    with pytest.raises(TypeError, match="nonzero_fraction must be a number, got 'x'"):
+        sim.estimate_layer(design, 8, 16, nonzero_fraction="x")
+    with pytest.raises(TypeError, match="design must be a sim.Design, got NoneType"):
+        sim.estimate_layer(None, 8, 16)
+    with pytest.raises(ValueError, match="Design.simd = 8 must divide the layer's K = 12"):
+        sim.estimate_layer(design, 8, 12)
+
+
+def test_warm_up_runs():
+    sim.warm_up()
