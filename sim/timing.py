@@ -12,10 +12,10 @@ accumulators.
 With ``weight_store="onchip"`` the tiles are read from BRAM/URAM and the run takes
 T F + D cycles, D being the pipeline depth (`pipeline_depth`).
 
-With ``weight_store="stream"`` the tiles come from DRAM on every run into a double buffer: the
-load of tile i + 1 overlaps the compute of tile i, and a load may only start once its buffer
-slot is free (tile i - 1 computed). A tile of B bytes takes L = ceil(B f / BW) cycles at clock f
-and bandwidth BW. Solving that schedule gives
+With ``weight_store="stream"`` the tiles come from DRAM on every run into a double buffer, so
+the load of tile i + 1 overlaps the compute of tile i. A load starts only once its buffer slot
+is free, that is once tile i - 1 has been computed. A tile of B bytes takes L = ceil(B f / BW)
+cycles at clock f and bandwidth BW. Solving that schedule gives
 
     cycles = max(L + T F, F L + T) + D
 
@@ -98,10 +98,10 @@ def pipeline_depth(design: Design) -> int:
 
     Notes
     -----
-    One register stage per step, so the RTL must match: the weight memory read (1), the lane
-    stage that selects +x, -x or 0 (1), a binary adder tree over the SIMD lane outputs with a
-    register after each of its ceil(log2 SIMD) levels, and the accumulator add (1). Hence
-    D = 3 + ceil(log2 SIMD); for SIMD = 64, D = 9.
+    Each step below ends in a register, and the RTL must have the same stages. The weight
+    memory read takes 1 cycle and the lane stage that selects +x, -x or 0 takes 1. The binary
+    adder tree over the SIMD lane outputs takes ceil(log2 SIMD) cycles, one per level, and the
+    accumulator add takes 1. Hence D = 3 + ceil(log2 SIMD); for SIMD = 64, D = 9.
     """
     tree_levels = (design.simd - 1).bit_length()  # ceil(log2 simd), 0 for a single lane
     return 3 + tree_levels
