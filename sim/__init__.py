@@ -8,10 +8,32 @@ gives the same timing from the shapes alone.
 from sim.boards import BOARDS, Board, get_board
 from sim.design import ARRAYS, DATAPATHS, WEIGHT_FORMATS, WEIGHT_STORES, Design
 from sim.engine import LayerProgram, prepare_layer, run_layer, warm_up
+from sim.models import (
+    FAMILIES,
+    LAYER_KINDS,
+    MODELS,
+    Layer,
+    ModelConfig,
+    get_model,
+    host_bytes_per_token,
+    host_parameters,
+    model_layers,
+    ternary_parameters,
+)
 from sim.timing import BOUNDS, LayerRun, estimate_layer, load_cycles, pipeline_depth
 
 __all__ = [
     "ARRAYS",
+    "FAMILIES",
+    "LAYER_KINDS",
+    "MODELS",
+    "Layer",
+    "ModelConfig",
+    "get_model",
+    "host_bytes_per_token",
+    "host_parameters",
+    "model_layers",
+    "ternary_parameters",
     "BOARDS",
     "BOUNDS",
     "DATAPATHS",
