@@ -2,7 +2,7 @@
 
 A checkpoint is a directory with ``config.json`` and the weights in safetensors, either one
 ``model.safetensors`` or shards ``model-0000X-of-0000Y.safetensors`` listed by
-``model.safetensors.index.json``. ``config.json["quantization_config"]`` says how the seven
+``model.safetensors.index.json``. ``config.json["quantization_config"]`` describes how the seven
 projections of each decoder layer are stored, with the keys of `transformers`'
 ``BitNetQuantConfig`` (``quant_method: "bitnet"``):
 

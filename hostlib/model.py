@@ -1,16 +1,16 @@
 """The BitNet b1.58 decoder as Hugging Face `transformers` defines `BitNetForCausalLM`.
 
-The structure and the module names follow `transformers.models.bitnet.modeling_bitnet`
-(transformers 4.52 and later), so that a Hugging Face state dict maps key for key onto this
-model: a Llama-style pre-norm decoder with rotary position embeddings and grouped-query
-attention, where each attention block applies an RMSNorm (``attn_sub_norm``) to the attention
-output before ``o_proj`` and each MLP applies one (``ffn_sub_norm``) to relu(gate)^2 * up before
-``down_proj``. No layer has a bias. The LM head stays in full precision, as in `transformers`.
+The structure and the module names follow `transformers.models.bitnet.modeling_bitnet`, so that
+a Hugging Face state dict maps key for key onto this model. It is a Llama-style pre-norm decoder
+with rotary position embeddings and grouped-query attention. Each attention block applies an
+RMSNorm (``attn_sub_norm``) to the attention output before ``o_proj``, and each MLP applies one
+(``ffn_sub_norm``) to relu(gate)^2 * up before ``down_proj``. No layer has a bias. The LM head
+stays in full precision, as in `transformers`.
 
-The seven projections of each layer are BitLinear layers from `kernels`: `kernels.BitLinear`
-(ternary codes and a weight scale) for inference, `kernels.BitLinearTrain` (latent weights and
-the straight-through estimator) for quantization-aware training, or plain `torch.nn.Linear` for
-a full-precision baseline of the same architecture. All floating point is float32.
+The seven projections of each layer come in three kinds. Inference uses `kernels.BitLinear`
+(ternary codes and a weight scale). Quantization-aware training uses `kernels.BitLinearTrain`
+(latent weights and the straight-through estimator). A full-precision baseline of the same
+architecture uses plain `torch.nn.Linear`. All floating point is float32.
 """
 
 import dataclasses

@@ -285,14 +285,25 @@ def train(args: argparse.Namespace) -> TrainResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns the exit status.
+
+    Progress goes to stdout through the ``hostlib`` logger, the final losses as one JSON line.
+    """
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package_logger = logging.getLogger("hostlib")
+    previous_level = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
     try:
         result = train(args)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)
     print(json.dumps({key: value for key, value in asdict(result).items() if key != "history"}))
     return 0
 
