@@ -239,8 +239,8 @@ def ternary_gemm(x_q, packed, fmt: str, shape: tuple[int, int], *, check: bool =
     -----
     Accumulation is int32. Every partial sum of a row is bounded by 128 K (|w x| <= 128), so
     the result is exact for K <= `kernels.INT32_SAFE_K` = 16,777,215; larger K is rejected.
-    bitnet.cpp accumulates in int16 inside a block, which can overflow at realistic K, so the
-    bits here may differ from bitnet.cpp's output in that case but never from the reference.
+    An int16 accumulator would not be enough: one 128-weight block can already sum to
+    128 * 128 = 16,384, and two blocks can exceed the int16 range.
     """
     if fmt not in TERNARY_FORMATS:
         raise ValueError(

@@ -18,13 +18,13 @@ Formats, with the packed shape and dtype for weights [M, K]:
   word k // 64.
 
 The 2-bit code of every ternary format is code = w + 1: 0 is -1, 1 is 0, 2 is +1, and 3 is
-invalid. This is the code of Hugging Face `transformers` (``pack_weights`` in its BitNet
-integration) and of bitnet.cpp's ``quantize_i2_s``, which writes 0, 1 or 2 per weight and shifts
-weight 32g + j of each 128-weight block into byte j at bit 6 - 2g. bitnet.cpp packs the whole tensor
-as one flat run of blocks and appends the float scale after the codes; here each row is padded to
-whole blocks and the scale is kept apart, so for K a multiple of 128 (every BitNet model) the bytes
-of each row are exactly bitnet.cpp's. The ARM build of bitnet.cpp uses blocks of 64, which this
-format does not cover.
+invalid. Hugging Face BitNet checkpoints use this code. bitnet.cpp's ``quantize_i2_s`` (in its
+public source) uses it too: it writes 0, 1 or 2 per weight and shifts weight 32g + j of each
+128-weight block into byte j at bit 6 - 2g. bitnet.cpp packs the whole tensor as one flat run
+of blocks and stores one float scale per tensor beside the codes. Here each row is padded to
+whole blocks and the scale is kept apart, so for K a multiple of 128 (every BitNet model) the
+bytes of each row are exactly bitnet.cpp's. The ARM build of bitnet.cpp uses blocks of 64,
+which this format does not cover.
 """
 
 import numpy as np
