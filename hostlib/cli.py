@@ -48,6 +48,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    models = commands.add_parser("models", help="list the model catalogue")
+    models.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    models.set_defaults(handler=_models)
+
     boards = commands.add_parser("boards", help="list the board catalogue")
     boards.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     boards.set_defaults(handler=_boards)
@@ -81,6 +85,40 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.set_defaults(handler=_run)
     return parser
+
+
+def _models(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "name": key,
+            "family": model.family,
+            "hidden": model.hidden,
+            "intermediate": model.intermediate,
+            "layers": model.layers,
+            "heads": model.heads,
+            "kv_heads": model.kv_heads,
+            "vocab": model.vocab,
+            "tied_embeddings": model.tied_embeddings,
+            "max_context": model.max_context,
+            "ternary_parameters": sim.ternary_parameters(model),
+            "host_parameters": sim.host_parameters(model),
+        }
+        for key, model in sim.MODELS.items()
+    ]
+    if args.json:
+        print(json.dumps({"models": rows}))
+        return 0
+    print(
+        f"{'name':<16} {'family':<11} {'hidden':>6} {'inter':>6} {'layers':>6} "
+        f"{'heads':>5} {'kv':>3} {'vocab':>7} {'ternary':>10} {'host':>10}"
+    )
+    for row in rows:
+        print(
+            f"{row['name']:<16} {row['family']:<11} {row['hidden']:>6} {row['intermediate']:>6} "
+            f"{row['layers']:>6} {row['heads']:>5} {row['kv_heads']:>3} {row['vocab']:>7} "
+            f"{row['ternary_parameters'] / 1e6:>9.1f}M {row['host_parameters'] / 1e6:>9.1f}M"
+        )
+    return 0
 
 
 def _boards(args: argparse.Namespace) -> int:

@@ -106,3 +106,22 @@ def test_console_script_error_has_no_traceback():
     assert "Traceback" not in completed.stderr
     assert "the prompt is empty" in completed.stderr
     assert completed.stdout == ""
+
+
+def test_models_json_matches_catalogue(capsys):
+    assert main(["models", "--json"]) == 0
+    models = {row["name"]: row for row in json.loads(capsys.readouterr().out)["models"]}
+    bitnet = models["bitnet-2b-4t"]
+    assert (bitnet["hidden"], bitnet["intermediate"], bitnet["layers"]) == (2560, 6912, 30)
+    # Seven ternary projections per block: q and o are 2560 x 2560, k and v 640 x 2560,
+    # gate, up and down 6912 x 2560.
+    per_block = 2 * 2560 * 2560 + 2 * 640 * 2560 + 3 * 6912 * 2560
+    assert bitnet["ternary_parameters"] == 30 * per_block
+    assert "demo" in models
+
+
+def test_models_table_lists_every_model(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("bitnet-0.7b", "bitnet-2b-4t", "bitnet-3b", "llama3-8b-1.58", "mmfree-370m"):
+        assert name in out
