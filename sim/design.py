@@ -1,8 +1,9 @@
 """`Design`: the one validated description of an accelerator that every part of onebit reads.
 
-Implemented so far: the ``ternary`` datapath on an ``mvu`` array. The other datapaths and the
-systolic array are known names that raise `NotImplementedError`, so a spec that asks for them
-fails loudly instead of being simulated as something else.
+Implemented so far: the ``ternary`` datapath on an ``mvu`` array (layers) and on a ``systolic``
+array (single GEMMs, `sim.simulate_gemm`). The other datapaths are known names that raise
+`NotImplementedError`, so a spec that asks for them fails loudly instead of being simulated as
+something else.
 """
 
 import dataclasses
@@ -20,7 +21,15 @@ ARRAYS = ("mvu", "systolic")
 """Array names of the design language."""
 
 _IMPLEMENTED_DATAPATHS = ("ternary",)
-_IMPLEMENTED_ARRAYS = ("mvu",)
+_IMPLEMENTED_ARRAYS = ("mvu", "systolic")
+
+DATAFLOWS = ("ws", "os", "is")
+"""Systolic dataflows: weight, output or input stationary (SCALE-Sim's names)."""
+
+# Parallelism taken when the spec leaves it out: an MVU of 16 rows by 64 lanes, or a 32 x 32
+# weight-stationary array (the size of SCALE-Sim 3.0's example configuration).
+_MVU_DEFAULTS = {"pe": 16, "simd": 64}
+_SYSTOLIC_DEFAULTS = {"rows": 32, "cols": 32, "dataflow": "ws"}
 
 WEIGHT_STORES = ("stream", "onchip")
 """``stream``: weights read from DRAM on every run; ``onchip``: resident in BRAM and URAM."""
@@ -68,11 +77,19 @@ class Design:
     datapath : {"ternary"}
         ``ternary`` lanes add, subtract or skip an activation per weight. ``xnor`` and ``lut``
         are not implemented yet and raise `NotImplementedError`.
-    array : {"mvu"}
+    array : {"mvu", "systolic"}
         ``mvu``: a matrix-vector unit of PE output rows by SIMD input lanes (FINN-style folding).
-        ``systolic`` is not implemented yet and raises `NotImplementedError`.
-    pe, simd : int
-        Output rows and input lanes computed per cycle; each must divide the layer's N and K.
+        ``systolic``: a rows x cols array of processing elements that runs one GEMM with the
+        given dataflow (see `sim.simulate_gemm`).
+    pe, simd : int or None
+        MVU only: output rows and input lanes computed per cycle; each must divide the layer's
+        N and K. ``None`` takes 16 and 64 for an MVU; a systolic design must leave them out.
+    rows, cols : int or None
+        Systolic only: the height R and width C of the array. ``None`` takes 32 x 32 for a
+        systolic array; an MVU design must leave them out.
+    dataflow : {"ws", "os", "is"} or None
+        Systolic only: which operand stays in the processing elements (weights, outputs or
+        inputs). ``None`` takes ``"ws"`` for a systolic array; an MVU design must leave it out.
     act_bits : int
         Activation width, 2 to 8 (8 for BitNet b1.58).
     acc_bits : int or None
@@ -102,8 +119,11 @@ class Design:
 
     datapath: str = "ternary"
     array: str = "mvu"
-    pe: int = 16
-    simd: int = 64
+    pe: int | None = None
+    simd: int | None = None
+    rows: int | None = None
+    cols: int | None = None
+    dataflow: str | None = None
     act_bits: int = 8
     acc_bits: int | None = None
     weight_store: str = "stream"
@@ -130,8 +150,7 @@ class Design:
                 f"Design.array {self.array!r} is not implemented yet; "
                 f"implemented: {', '.join(_IMPLEMENTED_ARRAYS)}"
             )
-        _require_int("pe", self.pe, 1)
-        _require_int("simd", self.simd, 1)
+        self._resolve_parallelism()
         _require_int("act_bits", self.act_bits, 2, 8)
         if self.acc_bits is not None:
             _require_int("acc_bits", self.acc_bits, self.act_bits + 1, _MAX_ACC_BITS)
@@ -160,6 +179,32 @@ class Design:
         object.__setattr__(self, "clock_mhz", float(clock))
         if self.clock_hz < 1:
             raise ValueError(f"Design.clock_mhz must be at least 1 Hz, got {clock} MHz")
+
+    def _resolve_parallelism(self) -> None:
+        # Each array reads its own fields: pe and simd size an MVU, rows, cols and dataflow a
+        # systolic array. A field of the other array is rejected, not ignored, so that a spec
+        # never describes hardware that would not be simulated.
+        if self.array == "systolic":
+            used, unused = _SYSTOLIC_DEFAULTS, _MVU_DEFAULTS
+        else:
+            used, unused = _MVU_DEFAULTS, _SYSTOLIC_DEFAULTS
+        for name in unused:
+            value = getattr(self, name)
+            if value is not None:
+                raise ValueError(
+                    f"Design.{name} = {value!r} does not apply to Design.array = "
+                    f"{self.array!r}, which is sized by {' and '.join(used)}; remove {name}"
+                )
+        for name, default in used.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        if self.array == "systolic":
+            _require_int("rows", self.rows, 1)
+            _require_int("cols", self.cols, 1)
+            _require_choice("dataflow", self.dataflow, DATAFLOWS)
+        else:
+            _require_int("pe", self.pe, 1)
+            _require_int("simd", self.simd, 1)
 
     @property
     def clock_hz(self) -> int:
@@ -214,7 +259,14 @@ class Design:
             If ``pe`` does not divide N or ``simd`` does not divide K (no padding is done); if
             the accumulator is too narrow for K; if the weights are kept on chip and exceed the
             board's on-chip bytes.
+        NotImplementedError
+            If the design is a systolic array: it runs GEMMs through `sim.simulate_gemm`.
         """
+        if self.array == "systolic":
+            raise NotImplementedError(
+                "Design.array 'systolic' runs single GEMMs through sim.simulate_gemm; "
+                "layers and models run on Design.array 'mvu' only"
+            )
         for name, value in (("n", n), ("k", k)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"layer {name} must be an int, got {type(value).__name__}")
@@ -264,6 +316,10 @@ class Design:
         """
         fields = self.to_dict()
         del fields["board"]
+        # The other array's fields are None and are left out: from_spec rejects them.
+        for name in (*_MVU_DEFAULTS, *_SYSTOLIC_DEFAULTS):
+            if fields[name] is None:
+                del fields[name]
         return ",".join(f"{key}={_format_value(value)}" for key, value in fields.items())
 
     @classmethod
@@ -392,6 +448,9 @@ _SPEC_PARSERS = {
     "array": _parse_str,
     "pe": _parse_int,
     "simd": _parse_int,
+    "rows": _parse_int,
+    "cols": _parse_int,
+    "dataflow": _parse_str,
     "act_bits": _parse_int,
     "acc_bits": _parse_acc_bits,
     "weight_store": _parse_str,

@@ -127,7 +127,6 @@ def test_contradictory_format_names_both_fields():
     [
         ({"datapath": "xnor"}, "Design.datapath 'xnor' is not implemented yet"),
         ({"datapath": "lut"}, "Design.datapath 'lut' is not implemented yet"),
-        ({"array": "systolic"}, "Design.array 'systolic' is not implemented yet"),
     ],
 )
 def test_unimplemented_cases(fields, message):
