@@ -2,11 +2,12 @@
 
 A `Design` describes an accelerator on a `Board`. `prepare_layer` and `run_layer` run a layer
 on the Numba engine with exact outputs and modelled cycles, time and energy; `estimate_layer`
-gives the same timing from the shapes alone.
+gives the same timing from the shapes alone. `simulate_gemm` runs one GEMM on a systolic
+array with SCALE-Sim's timing model, and `estimate_gemm` gives its closed form.
 """
 
 from sim.boards import BOARDS, Board, get_board
-from sim.design import ARRAYS, DATAPATHS, WEIGHT_FORMATS, WEIGHT_STORES, Design
+from sim.design import ARRAYS, DATAFLOWS, DATAPATHS, WEIGHT_FORMATS, WEIGHT_STORES, Design
 from sim.engine import LayerProgram, prepare_layer, run_layer, warm_up
 from sim.models import (
     FAMILIES,
@@ -20,9 +21,14 @@ from sim.models import (
     model_layers,
     ternary_parameters,
 )
+from sim.systolic import GemmRun, estimate_gemm, simulate_gemm
 from sim.timing import BOUNDS, LayerRun, estimate_layer, load_cycles, pipeline_depth
 
 __all__ = [
+    "DATAFLOWS",
+    "GemmRun",
+    "estimate_gemm",
+    "simulate_gemm",
     "ARRAYS",
     "FAMILIES",
     "LAYER_KINDS",
