@@ -193,7 +193,7 @@ class Design:
             if value is not None:
                 raise ValueError(
                     f"Design.{name} = {value!r} does not apply to Design.array = "
-                    f"{self.array!r}, which is sized by {' and '.join(used)}; remove {name}"
+                    f"{self.array!r}, which is set by {_join_names(used)}; remove {name}"
                 )
         for name, default in used.items():
             if getattr(self, name) is None:
@@ -378,6 +378,11 @@ class Design:
                 )
             fields[key] = _SPEC_PARSERS[key](key, value) if isinstance(value, str) else value
         return cls(board=board, **fields)
+
+
+def _join_names(names) -> str:
+    *head, last = names
+    return f"{', '.join(head)} and {last}" if head else last
 
 
 def _split_spec(spec: str) -> dict[str, str]:
