@@ -1,10 +1,18 @@
 """The board catalogue: the FPGA resources and memory system of each target board.
 
 Every figure cites its document in the board's ``source`` field. Resource counts (LUT, FF, DSP,
-36 Kb block RAM, 288 Kb UltraRAM) are the device table of the data sheet named there; DRAM
-figures are the board's memory interface (bus width times transfer rate). On-chip bytes are
-derived from the block counts: 36 Kib per BRAM36 and 288 Kib per URAM288, parity bits included,
-because a weight memory 72 or 36 bits wide uses every bit of the block.
+memory blocks) are the device table of the data sheet named there; DRAM figures are the board's
+memory interface (bus width times transfer rate). On-chip bytes are derived from the block
+counts, parity bits included, because a weight memory as wide as the block uses every bit:
+
+- AMD: 36 Kib per BRAM36 and 288 Kib per URAM288;
+- Lattice ECP5: 18 Kib per sysMEM EBR block (``bram18``);
+- Lattice iCE40 UltraPlus: 4 Kib per EBR block (``bram4``) and 256 Kib per SPRAM block
+  (``spram``).
+
+A board without external memory (the iCEBreaker) has ``dram_bytes = 0`` and
+``dram_bytes_per_s = 0``: only designs that keep the weights on chip can run on it, and
+`sim.Design` rejects ``weight_store="stream"`` there.
 
 Three kinds of figure are not data-sheet values and are marked as estimates: the typical clock
 (a clock that designs of this kind close timing at on the device), the static power and the DRAM
@@ -16,15 +24,24 @@ from dataclasses import dataclass
 
 from sim import energy
 
-__all__ = ["BOARDS", "Board", "get_board"]
+__all__ = ["BLOCK_BYTES", "BOARDS", "Board", "get_board"]
 
-_BRAM36_BYTES = 36 * 1024 // 8
-_URAM_BYTES = 288 * 1024 // 8
+BLOCK_BYTES = {
+    "bram36": 36 * 1024 // 8,
+    "uram": 288 * 1024 // 8,
+    "bram18": 18 * 1024 // 8,
+    "bram4": 4 * 1024 // 8,
+    "spram": 256 * 1024 // 8,
+}
+"""Bytes of one on-chip memory block of each kind, by the `Board` field that counts them."""
+
 _GIB = 2**30
+_MIB = 2**20
 
 
-def _onchip_bytes(bram36: int, uram: int) -> int:
-    return bram36 * _BRAM36_BYTES + uram * _URAM_BYTES
+def _onchip_bytes(bram36: int = 0, uram: int = 0, bram18: int = 0, bram4: int = 0, spram: int = 0):
+    counts = {"bram36": bram36, "uram": uram, "bram18": bram18, "bram4": bram4, "spram": spram}
+    return sum(count * BLOCK_BYTES[kind] for kind, count in counts.items())
 
 
 @dataclass(frozen=True)
@@ -38,15 +55,18 @@ class Board:
     title : str
         The product name.
     family : str
-        Device family: ``"zynq-7000"``, ``"zynq-ultrascale+"``, ``"alveo"``, ...
+        Device family: ``"zynq-7000"``, ``"zynq-ultrascale+"``, ``"alveo"``, ``"ecp5"``,
+        ``"ice40"``.
     lut, ff, dsp, bram36, uram : int
-        Look-up tables, flip-flops, DSP slices, 36 Kb block RAMs, 288 Kb UltraRAMs.
+        Look-up tables, flip-flops, DSP slices (or hard multipliers), 36 Kb block RAMs, 288 Kb
+        UltraRAMs.
     onchip_bytes : int
-        Block RAM plus UltraRAM capacity in bytes.
+        Capacity of all on-chip memory blocks in bytes.
     dram_bytes_per_s : int
-        Peak bandwidth of the memory the weights stream from (DDR or HBM), bytes per second.
+        Peak bandwidth of the memory the weights stream from (DDR, SDRAM or HBM), bytes per
+        second; 0 when the board has none.
     dram_bytes : int
-        Capacity of that memory in bytes.
+        Capacity of that memory in bytes; 0 when the board has none.
     clock_mhz : float
         Typical fabric clock of an accelerator on this device (an estimate).
     static_power_w : float
@@ -55,6 +75,15 @@ class Board:
         Energy of one bit read from DRAM in picojoules (an estimate).
     source : str
         The documents the figures come from.
+    bram18 : int
+        18 Kb block RAMs (Lattice ECP5 sysMEM EBR).
+    bram4 : int
+        4 Kb block RAMs (Lattice iCE40 EBR).
+    spram : int
+        256 Kb single-port RAMs (Lattice iCE40 UltraPlus SPRAM).
+    lut_inputs : int
+        Inputs of one LUT: 6 on AMD devices, 4 on Lattice devices. The resource model uses it to
+        size multiplexers.
     """
 
     name: str
@@ -72,22 +101,45 @@ class Board:
     static_power_w: float
     dram_pj_per_bit: float
     source: str
+    bram18: int = 0
+    bram4: int = 0
+    spram: int = 0
+    lut_inputs: int = 6
 
     def __post_init__(self) -> None:
-        for field in ("lut", "ff", "dsp", "bram36", "uram", "onchip_bytes", "dram_bytes"):
+        counts = ("lut", "ff", "dsp", "bram36", "uram", "bram18", "bram4", "spram")
+        for field in (*counts, "onchip_bytes", "dram_bytes"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Board.{field} must be an int >= 0, got {value!r}")
-        # The timing model divides by the bandwidth and the clock, so both must be positive.
+        if self.lut_inputs not in (4, 6):
+            raise ValueError(f"Board.lut_inputs must be 4 or 6, got {self.lut_inputs!r}")
+        # The timing model divides by the bandwidth of streamed weights, so a board with DRAM
+        # needs a positive bandwidth; a board without DRAM has none, and streaming is rejected.
         bandwidth = self.dram_bytes_per_s
-        if isinstance(bandwidth, bool) or not isinstance(bandwidth, int) or bandwidth <= 0:
-            raise ValueError(f"Board.dram_bytes_per_s must be an int > 0, got {bandwidth!r}")
+        if isinstance(bandwidth, bool) or not isinstance(bandwidth, int) or bandwidth < 0:
+            raise ValueError(f"Board.dram_bytes_per_s must be an int >= 0, got {bandwidth!r}")
+        if self.dram_bytes > 0 and bandwidth == 0:
+            raise ValueError(
+                f"Board.dram_bytes_per_s must be an int > 0 when Board.dram_bytes is "
+                f"{self.dram_bytes}, got {bandwidth!r}"
+            )
+        if self.dram_bytes == 0 and bandwidth > 0:
+            raise ValueError(
+                f"Board.dram_bytes_per_s must be 0 on a board without DRAM (dram_bytes = 0), "
+                f"got {bandwidth!r}"
+            )
         for field in ("clock_mhz", "static_power_w", "dram_pj_per_bit"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise ValueError(f"Board.{field} must be a number >= 0, got {value!r}")
         if not self.clock_mhz > 0:
             raise ValueError(f"Board.clock_mhz must be > 0, got {self.clock_mhz!r}")
+
+    @property
+    def has_dram(self) -> bool:
+        """Whether the board has external memory that weights can stream from."""
+        return self.dram_bytes > 0
 
     def to_dict(self) -> dict:
         """Return the board as a JSON-ready dict."""
@@ -200,11 +252,68 @@ _CATALOGUE = (
             "AMD UG1393 (Vitis Application Acceleration Development), HBM configuration"
         ),
     ),
+    Board(
+        name="icebreaker",
+        title="1BitSquared iCEBreaker (Lattice iCE40UP5K)",
+        family="ice40",
+        lut=5_280,
+        # Every iCE40 logic cell pairs one 4-input LUT with one flip-flop.
+        ff=5_280,
+        # Eight SB_MAC16 blocks (16 x 16 multiply-accumulate).
+        dsp=8,
+        bram36=0,
+        uram=0,
+        bram4=30,
+        spram=4,
+        # 30 EBR blocks of 4 Kb (120 Kb) and 4 SPRAM blocks of 256 Kb (128 KB).
+        onchip_bytes=_onchip_bytes(bram4=30, spram=4),
+        # No DRAM: the board carries only a 16 MB SPI flash for the bitstream, so weights must
+        # be resident on chip.
+        dram_bytes_per_s=0,
+        dram_bytes=0,
+        clock_mhz=24.0,
+        static_power_w=0.001,
+        dram_pj_per_bit=0.0,
+        lut_inputs=4,
+        source=(
+            "Lattice FPGA-DS-02008 (iCE40 UltraPlus Family Data Sheet), iCE40UP5K column: "
+            "5280 LUTs, 120 Kb EBR, 1024 Kb SPRAM, 8 DSP blocks; iCEBreaker board: no DRAM"
+        ),
+    ),
+    Board(
+        name="ulx3s",
+        title="Radiona ULX3S (Lattice ECP5 LFE5U-85F)",
+        family="ecp5",
+        # 84K LUT4s in the data sheet's table; 83,640 is the exact count that nextpnr-ecp5
+        # reports for the device. Each slice pairs two LUT4s with two flip-flops.
+        lut=83_640,
+        ff=83_640,
+        # 156 sysDSP 18 x 18 multipliers.
+        dsp=156,
+        bram36=0,
+        uram=0,
+        bram18=208,
+        # 208 sysMEM EBR blocks of 18 Kb (3744 Kb).
+        onchip_bytes=_onchip_bytes(bram18=208),
+        # 32 MB SDR SDRAM on a 16-bit bus; at the 100 MHz that ULX3S designs commonly clock it,
+        # 2 bytes * 100e6 = 200 MB/s.
+        # NOTE: the SDRAM chips fitted are rated for 133 to 166 MHz; a controller that closes
+        # timing there streams proportionally faster.
+        dram_bytes_per_s=200_000_000,
+        dram_bytes=32 * _MIB,
+        clock_mhz=100.0,
+        static_power_w=0.1,
+        dram_pj_per_bit=energy.DDR_PJ_PER_BIT,
+        lut_inputs=4,
+        source=(
+            "Lattice FPGA-DS-02012 (ECP5 and ECP5-5G Family Data Sheet), LFE5U-85 column: "
+            "84K LUTs, 208 EBR blocks of 18 Kb, 156 18 x 18 multipliers; ULX3S schematic: "
+            "32 MB SDRAM, 16-bit bus"
+        ),
+    ),
 )
 # NOTE: the typical clocks and static powers above are estimates, not data-sheet values; the
-# static power should be calibrated with the AMD Power Estimator or a measurement per design.
-# TODO: the iCEBreaker (iCE40UP5K) and ULX3S (ECP5-85F) boards need their own memory-block
-# fields (4 Kb EBR, 256 Kb SPRAM, 18 Kb ECP5 blocks) before they can join the catalogue.
+# static power should be calibrated with the vendor power estimator or a measurement per design.
 
 BOARDS: dict[str, Board] = {board.name: board for board in _CATALOGUE}
 """The board catalogue, keyed by lowercase short name."""

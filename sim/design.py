@@ -1,9 +1,8 @@
 """`Design`: the one validated description of an accelerator that every part of onebit reads.
 
 Implemented so far: the ``ternary`` datapath on an ``mvu`` array (layers) and on a ``systolic``
-array (single GEMMs, `sim.simulate_gemm`). The other datapaths are known names that raise
-`NotImplementedError`, so a spec that asks for them fails loudly instead of being simulated as
-something else.
+array (single GEMMs, `sim.simulate_gemm`); the ``xnor`` and ``lut`` datapaths on an ``mvu``
+array. `Design.check_fits` checks a design against the resources of its board.
 """
 
 import dataclasses
@@ -20,7 +19,7 @@ DATAPATHS = ("ternary", "xnor", "lut")
 ARRAYS = ("mvu", "systolic")
 """Array names of the design language."""
 
-_IMPLEMENTED_DATAPATHS = ("ternary",)
+_IMPLEMENTED_DATAPATHS = ("ternary", "xnor", "lut")
 _IMPLEMENTED_ARRAYS = ("mvu", "systolic")
 
 DATAFLOWS = ("ws", "os", "is")
@@ -35,20 +34,29 @@ WEIGHT_STORES = ("stream", "onchip")
 """``stream``: weights read from DRAM on every run; ``onchip``: resident in BRAM and URAM."""
 
 WEIGHT_FORMATS = {
-    # name: (datapath it encodes weights for, weights per byte)
-    "2bit": ("ternary", 4),
-    "hf": ("ternary", 4),
-    "i2_s": ("ternary", 4),
-    "base3": ("ternary", 5),
-    "binary": ("xnor", 8),
+    # name: (datapath it encodes weights for, weights per code, bits per code)
+    "2bit": ("ternary", 1, 2),
+    "hf": ("ternary", 1, 2),
+    "i2_s": ("ternary", 1, 2),
+    "base3": ("ternary", 5, 8),
+    "binary": ("xnor", 1, 1),
+    "lut2": ("lut", 2, 4),
+    "lut3": ("lut", 3, 5),
 }
-"""Weight formats: the datapath each one serves and how many weights one byte holds.
+"""Weight formats: the datapath each one serves and the size of one code (weights, bits).
 
 ``2bit``, ``hf`` (the Hugging Face BitNet layout) and ``i2_s`` (bitnet.cpp) all spend two bits
 per ternary weight; ``base3`` packs five trits per byte (3**5 = 243 <= 256), 1.6 bits per weight.
-The host lays a layer out tile by tile in DRAM, and each tile of PE x SIMD weights is padded to
-whole bytes. Per-tensor scales stay on the host and are not counted.
+``binary`` spends one bit per ±1 weight. ``lut2`` and ``lut3`` store a group of g = 2 or 3
+ternary weights as one index into the 3**g-entry table of the ``lut`` datapath: 4 bits for the
+9 entries of g = 2 (bitnet.cpp TL1's 4-bit index per weight pair), 5 bits for the 27 entries of
+g = 3 (TL2's 4-bit index and sign bit), 1.67 bits per weight. The host lays a layer out tile by
+tile in DRAM, and each tile of PE x SIMD weights is padded to whole bytes. Per-tensor scales
+stay on the host and are not counted.
 """
+
+_DEFAULT_FORMATS = {"ternary": "2bit", "xnor": "binary", "lut": "lut2"}
+_DEFAULT_ACT_BITS = {"ternary": 8, "xnor": 1, "lut": 8}
 
 _MAX_ACC_BITS = 32
 
@@ -74,9 +82,11 @@ class Design:
 
     Parameters
     ----------
-    datapath : {"ternary"}
-        ``ternary`` lanes add, subtract or skip an activation per weight. ``xnor`` and ``lut``
-        are not implemented yet and raise `NotImplementedError`.
+    datapath : {"ternary", "xnor", "lut"}
+        ``ternary`` lanes add, subtract or skip an activation per weight. ``xnor`` lanes take
+        ±1 weights and ±1 activations and count agreements (XNOR and popcount). ``lut`` lanes
+        look up the dot product of a group of g ternary weights with g activations in a table of
+        its 3**g possible values, built once per activation group (T-MAC, bitnet.cpp TL1/TL2).
     array : {"mvu", "systolic"}
         ``mvu``: a matrix-vector unit of PE output rows by SIMD input lanes (FINN-style folding).
         ``systolic``: a rows x cols array of processing elements that runs one GEMM with the
@@ -90,18 +100,25 @@ class Design:
     dataflow : {"ws", "os", "is"} or None
         Systolic only: which operand stays in the processing elements (weights, outputs or
         inputs). ``None`` takes ``"ws"`` for a systolic array; an MVU design must leave it out.
-    act_bits : int
-        Activation width, 2 to 8 (8 for BitNet b1.58).
+    act_bits : int or None
+        Activation width: 2 to 8 for ``ternary`` and ``lut`` (8 for BitNet b1.58), 1 for
+        ``xnor`` (codes -1 and +1). ``None`` takes 1 for ``xnor`` and 8 otherwise.
     acc_bits : int or None
         Accumulator width, ``act_bits + 1`` to 32. ``None`` sizes it per layer to the smallest
         width that cannot overflow (see `accumulator_bits`).
-    weight_store : {"stream", "onchip"}
-        Where the weights live while the accelerator runs.
-    weight_format : {"2bit", "hf", "i2_s", "base3"}
-        How the weights are packed in memory; it sets the bytes per weight.
+    weight_store : {"stream", "onchip"} or None
+        Where the weights live while the accelerator runs. ``None`` takes ``stream`` on a board
+        with DRAM and ``onchip`` on a board without (the iCEBreaker), where ``stream`` is
+        rejected.
+    weight_format : {"2bit", "hf", "i2_s", "base3", "binary", "lut2", "lut3"} or None
+        How the weights are packed in memory; it sets the bytes per weight and must suit the
+        datapath (see `WEIGHT_FORMATS`). ``None`` takes ``2bit`` for ``ternary``, ``binary`` for
+        ``xnor`` and ``lut2`` for ``lut``. With ``lut``, SIMD must be a multiple of the group
+        size g.
     zero_skip : bool
-        Whether lanes with a zero weight are clock-gated. The MVU schedule is fixed, so skipping
-        saves lane energy but no cycles.
+        Whether lanes with a zero weight (``lut``: a group of zero weights) are clock-gated. The
+        MVU schedule is fixed, so skipping saves lane energy but no cycles. Not allowed with
+        ``xnor``, whose weights have no zeros.
     clock_mhz : float or None
         Target clock; ``None`` takes the board's typical clock.
     board : Board
@@ -124,10 +141,10 @@ class Design:
     rows: int | None = None
     cols: int | None = None
     dataflow: str | None = None
-    act_bits: int = 8
+    act_bits: int | None = None
     acc_bits: int | None = None
-    weight_store: str = "stream"
-    weight_format: str = "2bit"
+    weight_store: str | None = None
+    weight_format: str | None = None
     zero_skip: bool = False
     clock_mhz: float | None = None
     board: Board
@@ -151,21 +168,24 @@ class Design:
                 f"implemented: {', '.join(_IMPLEMENTED_ARRAYS)}"
             )
         self._resolve_parallelism()
-        _require_int("act_bits", self.act_bits, 2, 8)
-        if self.acc_bits is not None:
-            _require_int("acc_bits", self.acc_bits, self.act_bits + 1, _MAX_ACC_BITS)
+        self._check_number_formats()
+        if self.weight_store is None:
+            object.__setattr__(self, "weight_store", "stream" if self.board.has_dram else "onchip")
         _require_choice("weight_store", self.weight_store, WEIGHT_STORES)
-        _require_choice("weight_format", self.weight_format, tuple(WEIGHT_FORMATS))
-        format_datapath = WEIGHT_FORMATS[self.weight_format][0]
-        if format_datapath != self.datapath:
+        if self.weight_store == "stream" and not self.board.has_dram:
             raise ValueError(
-                f"Design.weight_format {self.weight_format!r} holds {format_datapath} weights, "
-                f"but Design.datapath is {self.datapath!r}"
+                f"Design.weight_store = 'stream' needs DRAM, but board {self.board.name!r} has "
+                "none: use weight_store=onchip, so that the weights stay in on-chip memory"
             )
         if not isinstance(self.zero_skip, bool):
             raise TypeError(
                 f"Design.zero_skip must be a bool, got {type(self.zero_skip).__name__} "
                 f"{self.zero_skip!r}"
+            )
+        if self.zero_skip and self.datapath == "xnor":
+            raise ValueError(
+                "Design.zero_skip = True does not apply to Design.datapath = 'xnor': binary "
+                "weights are ±1 and have no zeros to skip"
             )
         if self.clock_mhz is None:
             object.__setattr__(self, "clock_mhz", float(self.board.clock_mhz))
@@ -179,6 +199,39 @@ class Design:
         object.__setattr__(self, "clock_mhz", float(clock))
         if self.clock_hz < 1:
             raise ValueError(f"Design.clock_mhz must be at least 1 Hz, got {clock} MHz")
+
+    def _check_number_formats(self) -> None:
+        # act_bits and weight_format default per datapath: 1-bit activations and binary
+        # weights for xnor, 8-bit activations and a ternary format otherwise.
+        if self.act_bits is None:
+            object.__setattr__(self, "act_bits", _DEFAULT_ACT_BITS[self.datapath])
+        if self.weight_format is None:
+            object.__setattr__(self, "weight_format", _DEFAULT_FORMATS[self.datapath])
+        if self.datapath == "xnor":
+            _require_int("act_bits", self.act_bits, 1)
+            if self.act_bits != 1:
+                raise ValueError(
+                    f"Design.act_bits = {self.act_bits} does not fit Design.datapath = 'xnor', "
+                    "which takes 1-bit (±1) activations: set act_bits=1"
+                )
+        else:
+            _require_int("act_bits", self.act_bits, 2, 8)
+        if self.acc_bits is not None:
+            _require_int("acc_bits", self.acc_bits, self.act_bits + 1, _MAX_ACC_BITS)
+        _require_choice("weight_format", self.weight_format, tuple(WEIGHT_FORMATS))
+        format_datapath = WEIGHT_FORMATS[self.weight_format][0]
+        if format_datapath != self.datapath:
+            raise ValueError(
+                f"Design.weight_format {self.weight_format!r} holds {format_datapath} weights, "
+                f"but Design.datapath is {self.datapath!r}"
+            )
+        group = self.group_size
+        if self.datapath == "lut" and self.array == "mvu" and self.simd % group:
+            raise ValueError(
+                f"Design.simd = {self.simd} must be a multiple of the group size {group} of "
+                f"Design.weight_format = {self.weight_format!r}, so that no weight group "
+                "straddles two folds"
+            )
 
     def _resolve_parallelism(self) -> None:
         # Each array reads its own fields: pe and simd size an MVU, rows, cols and dataflow a
@@ -212,14 +265,23 @@ class Design:
         return round(self.clock_mhz * 1e6)
 
     @property
-    def weights_per_byte(self) -> int:
-        """Weights that one byte of the weight format holds."""
+    def weights_per_byte(self) -> float:
+        """Weights that one byte of the weight format holds (4.8 for ``lut3``)."""
+        _, weights, bits = WEIGHT_FORMATS[self.weight_format]
+        ratio = 8 * weights / bits
+        return int(ratio) if ratio == int(ratio) else ratio
+
+    @property
+    def group_size(self) -> int:
+        """Weights per code of the weight format: g of the ``lut`` formats, 5 for base3, else 1."""
         return WEIGHT_FORMATS[self.weight_format][1]
 
     @property
     def tile_bytes(self) -> int:
         """Bytes of one fold's weight tile (PE x SIMD weights, padded to whole bytes)."""
-        return -(-(self.pe * self.simd) // self.weights_per_byte)
+        _, weights, bits = WEIGHT_FORMATS[self.weight_format]
+        codes = -(-(self.pe * self.simd) // weights)
+        return -(-(codes * bits) // 8)
 
     def weight_bytes(self, n: int, k: int) -> int:
         """Return the bytes that an N x K layer's weights take in memory, tile by tile."""
@@ -302,6 +364,33 @@ class Design:
                     f"format {self.weight_format!r}, over the {self.board.onchip_bytes} on-chip "
                     f"bytes of board {self.board.name!r} by {size - self.board.onchip_bytes}"
                 )
+
+    def check_fits(self, layers=(), *, tokens: int = 1) -> "FitReport":  # noqa: F821
+        """Check that the design fits its board, with the weights of ``layers`` if on chip.
+
+        Parameters
+        ----------
+        layers : ModelConfig, iterable of Layer or of (N, K) pairs
+            The ternary layers the design holds; see `sim.resources.fit_report`.
+        tokens : int
+            Vectors per run, which size the activation buffer and the accumulators.
+
+        Returns
+        -------
+        FitReport
+            The resources needed and the board's capacity, when everything fits.
+
+        Raises
+        ------
+        ValueError
+            If a resource (LUT, FF, DSP or on-chip memory) is over the board's capacity; the
+            message names the resource, the need, the capacity and the excess.
+        """
+        from sim.resources import fit_report
+
+        report = fit_report(self, layers, tokens=tokens)
+        report.raise_if_not_fits()
+        return report
 
     def to_dict(self) -> dict:
         """Return the design as a JSON-ready dict, with the board by its short name."""

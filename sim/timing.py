@@ -1,4 +1,8 @@
-"""The timing model of a ``ternary`` ``mvu`` layer, in closed form, and `LayerRun`, its result.
+"""The timing model of an ``mvu`` layer, in closed form, and `LayerRun`, its result.
+
+The three datapaths (``ternary``, ``xnor``, ``lut``) share the fold schedule below; they differ
+in the pipeline depth (`pipeline_depth`), the bytes of a weight tile (the weight format) and the
+energy of a lane operation (`sim.energy`).
 
 The model
 ---------
@@ -98,11 +102,23 @@ def pipeline_depth(design: Design) -> int:
 
     Notes
     -----
-    Each step below ends in a register, and the RTL must have the same stages. The weight
-    memory read takes 1 cycle and the lane stage that selects +x, -x or 0 takes 1. The binary
-    adder tree over the SIMD lane outputs takes ceil(log2 SIMD) cycles, one per level, and the
-    accumulator add takes 1. Hence D = 3 + ceil(log2 SIMD); for SIMD = 64, D = 9.
+    Each step below ends in a register, and the RTL must have the same stages.
+
+    ``ternary``: the weight memory read takes 1 cycle and the lane stage that selects +x, -x or
+    0 takes 1. The binary adder tree over the SIMD lane outputs takes ceil(log2 SIMD) cycles,
+    one per level, and the accumulator add takes 1. Hence D = 3 + ceil(log2 SIMD); for
+    SIMD = 64, D = 9.
+
+    ``xnor``: the same stages, with the XNOR of weight and activation bits as the lane stage
+    and a popcount tree as the adder tree: D = 3 + ceil(log2 SIMD).
+
+    ``lut``: weight read (1), table build from the SIMD activations (1), lookup of SIMD / g
+    entries per PE row (1), adder tree over those entries (ceil(log2(SIMD / g))) and
+    accumulator (1): D = 4 + ceil(log2(SIMD / g)); for SIMD = 64 and g = 2, D = 9.
     """
+    if design.datapath == "lut":
+        # ceil(log2(simd / g)); the design checked that g divides simd.
+        return 4 + (design.simd // design.group_size - 1).bit_length()
     tree_levels = (design.simd - 1).bit_length()  # ceil(log2 simd), 0 for a single lane
     return 3 + tree_levels
 
@@ -137,7 +153,9 @@ def estimate_layer(
     nonzero_fraction : float
         Share of nonzero weights, 0 to 1; it matters only with ``zero_skip`` and sets the lane
         energy. The default 1.0 is the bound without skipping (BitNet b1.58 layers have about
-        two thirds nonzero weights).
+        two thirds nonzero weights). For ``lut``, whose lanes skip a group only when all g
+        weights are zero, the share of groups with a nonzero weight is taken as
+        1 - (1 - nonzero_fraction)**g, which assumes zeros independent of each other.
 
     Returns
     -------
@@ -163,8 +181,10 @@ def estimate_layer(
     load = load_cycles(design)
     depth = pipeline_depth(design)
     cycles = max(load + tokens * folds, folds * load + tokens) + depth
-    lane_ops = tokens * n * k
+    lane_ops = lane_operations(design, n, k, tokens)
     if design.zero_skip:
+        if design.datapath == "lut":
+            nonzero_fraction = 1.0 - (1.0 - nonzero_fraction) ** design.group_size
         lane_ops = round(lane_ops * nonzero_fraction)
     return make_run(
         design,
@@ -176,6 +196,17 @@ def estimate_layer(
         lane_ops=lane_ops,
         name="",
     )
+
+
+def lane_operations(design: Design, n: int, k: int, tokens: int) -> int:
+    """Return the lane operations of a run without zero-skipping.
+
+    One per weight and vector (T N K) for ``ternary`` and ``xnor``; one lookup per group of g
+    weights and vector (T N K / g) for ``lut``.
+    """
+    if design.datapath == "lut":
+        return tokens * n * (k // design.group_size)
+    return tokens * n * k
 
 
 def check_tokens(tokens: int) -> None:
@@ -218,6 +249,8 @@ def make_run(
         dram_pj_per_bit=design.board.dram_pj_per_bit,
         static_power_w=design.board.static_power_w,
         time_s=time_s,
+        datapath=design.datapath,
+        group=design.group_size,
     )
     return LayerRun(
         name=name,

@@ -5,7 +5,7 @@ import pytest
 
 import sim
 
-EXPECTED = ("pynq-z2", "kv260", "zcu104", "u280", "u55c")
+EXPECTED = ("pynq-z2", "kv260", "zcu104", "u280", "u55c", "icebreaker", "ulx3s")
 
 
 def test_catalogue_has_expected_boards():
@@ -17,14 +17,42 @@ def test_catalogue_has_expected_boards():
 
 
 def test_onchip_bytes_match_block_counts():
-    # 36 Kib per BRAM36 and 288 Kib per URAM288, counted independently here.
+    # Counted independently here: BRAM36 36 Kib, URAM288 288 Kib, ECP5 EBR 18 Kib, iCE40 EBR
+    # 4 Kib, iCE40 SPRAM 256 Kib.
     for board in sim.BOARDS.values():
-        assert board.onchip_bytes == board.bram36 * 4608 + board.uram * 36864
+        kib = 36 * board.bram36 + 288 * board.uram + 18 * board.bram18
+        kib += 4 * board.bram4 + 256 * board.spram
+        assert board.onchip_bytes == kib * 1024 // 8, board.name
 
 
 def test_every_board_cites_a_document():
     for board in sim.BOARDS.values():
-        assert re.search(r"\b(DS|UG)\d{3,4}\b", board.source), board.name
+        assert re.search(r"\b(DS|UG)\d{3,4}\b|FPGA-DS-020\d\d", board.source), board.name
+
+
+def test_lattice_boards_cite_their_data_sheets():
+    assert "FPGA-DS-02008" in sim.BOARDS["icebreaker"].source
+    assert "FPGA-DS-02012" in sim.BOARDS["ulx3s"].source
+
+
+def test_icebreaker_memories():
+    board = sim.BOARDS["icebreaker"]
+    assert (board.lut, board.ff, board.dsp) == (5280, 5280, 8)
+    assert (board.bram4, board.spram) == (30, 4)
+    assert board.onchip_bytes == 120 * 1024 // 8 + 128 * 1024
+    assert (board.dram_bytes, board.dram_bytes_per_s) == (0, 0)
+    assert board.has_dram is False
+    assert board.lut_inputs == 4
+
+
+def test_ulx3s_memories():
+    board = sim.BOARDS["ulx3s"]
+    assert (board.lut, board.dsp, board.bram18) == (83_640, 156, 208)
+    assert board.onchip_bytes == 3744 * 1024 // 8
+    assert board.dram_bytes == 32 * 2**20
+    # 16-bit SDR SDRAM at 100 MHz.
+    assert board.dram_bytes_per_s == 2 * 100_000_000
+    assert board.has_dram is True
 
 
 def test_get_board_ignores_case():
@@ -59,7 +87,10 @@ def test_board_to_dict_is_complete():
     [
         ("lut", -1, "Board.lut must be an int >= 0, got -1"),
         ("dsp", 1.5, "Board.dsp must be an int >= 0, got 1.5"),
-        ("dram_bytes_per_s", 0, "Board.dram_bytes_per_s must be an int > 0, got 0"),
+        ("dram_bytes_per_s", 0, "Board.dram_bytes_per_s must be an int > 0 when Board.dram_"),
+        ("dram_bytes_per_s", -1, "Board.dram_bytes_per_s must be an int >= 0, got -1"),
+        ("bram18", -2, "Board.bram18 must be an int >= 0, got -2"),
+        ("lut_inputs", 5, "Board.lut_inputs must be 4 or 6, got 5"),
         ("static_power_w", -1.0, "Board.static_power_w must be a number >= 0, got -1.0"),
         ("clock_mhz", 0.0, "Board.clock_mhz must be > 0, got 0.0"),
     ],
@@ -67,3 +98,9 @@ def test_board_to_dict_is_complete():
 def test_board_validation(field, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         dataclasses.replace(sim.BOARDS["kv260"], **{field: value})
+
+
+def test_board_without_dram_has_no_bandwidth():
+    message = "Board.dram_bytes_per_s must be 0 on a board without DRAM (dram_bytes = 0), got 5"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(sim.BOARDS["icebreaker"], dram_bytes_per_s=5)

@@ -122,16 +122,57 @@ def test_contradictory_format_names_both_fields():
         make(weight_format="binary")
 
 
+def test_datapath_defaults():
+    xnor = make(datapath="xnor")
+    assert (xnor.act_bits, xnor.weight_format) == (1, "binary")
+    lut = make(datapath="lut")
+    assert (lut.act_bits, lut.weight_format) == (8, "lut2")
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"datapath": "xnor"}, "Design.datapath 'xnor' is not implemented yet"),
-        ({"datapath": "lut"}, "Design.datapath 'lut' is not implemented yet"),
+        (
+            {"datapath": "xnor", "act_bits": 8},
+            "Design.act_bits = 8 does not fit Design.datapath = 'xnor', which takes 1-bit (±1) "
+            "activations: set act_bits=1",
+        ),
+        (
+            {"datapath": "xnor", "zero_skip": True},
+            "Design.zero_skip = True does not apply to Design.datapath = 'xnor': binary weights "
+            "are ±1 and have no zeros to skip",
+        ),
+        (
+            {"datapath": "lut", "weight_format": "lut3", "simd": 64},
+            "Design.simd = 64 must be a multiple of the group size 3 of Design.weight_format = "
+            "'lut3', so that no weight group straddles two folds",
+        ),
+        (
+            {"datapath": "lut", "weight_format": "2bit"},
+            "Design.weight_format '2bit' holds ternary weights, but Design.datapath is 'lut'",
+        ),
+        (
+            {"datapath": "xnor", "weight_format": "lut2"},
+            "Design.weight_format 'lut2' holds lut weights, but Design.datapath is 'xnor'",
+        ),
+        ({"act_bits": 1}, "Design.act_bits must be between 2 and 8, got 1"),
     ],
 )
-def test_unimplemented_cases(fields, message):
-    with pytest.raises(NotImplementedError, match=re.escape(message)):
+def test_datapath_rules(fields, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         make(**fields)
+
+
+def test_stream_rejected_without_dram():
+    icebreaker = sim.BOARDS["icebreaker"]
+    message = (
+        "Design.weight_store = 'stream' needs DRAM, but board 'icebreaker' has none: use "
+        "weight_store=onchip, so that the weights stay in on-chip memory"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sim.Design(board=icebreaker, weight_store="stream")
+    assert sim.Design(board=icebreaker).weight_store == "onchip"
+    assert make().weight_store == "stream"
 
 
 def test_board_must_be_board():
@@ -198,9 +239,20 @@ def test_check_layer_onchip_capacity():
 
 @pytest.mark.parametrize(
     ("weight_format", "pe", "simd", "tile_bytes"),
-    [("2bit", 16, 64, 256), ("hf", 16, 64, 256), ("i2_s", 4, 4, 4), ("base3", 16, 64, 205)],
+    [
+        ("2bit", 16, 64, 256),
+        ("hf", 16, 64, 256),
+        ("i2_s", 4, 4, 4),
+        ("base3", 16, 64, 205),
+        ("binary", 16, 64, 128),
+        ("binary", 1, 3, 1),
+        # 512 pairs at 4 bits; 8 * 22 = 176 triples at 5 bits is 880 bits.
+        ("lut2", 16, 64, 256),
+        ("lut3", 8, 66, 110),
+    ],
 )
 def test_tile_bytes_per_format(weight_format, pe, simd, tile_bytes):
-    design = make(pe=pe, simd=simd, weight_format=weight_format)
+    datapath = {"binary": "xnor", "lut2": "lut", "lut3": "lut"}.get(weight_format, "ternary")
+    design = make(pe=pe, simd=simd, weight_format=weight_format, datapath=datapath)
     assert design.tile_bytes == tile_bytes
     assert design.weight_bytes(4 * pe, 2 * simd) == 8 * tile_bytes

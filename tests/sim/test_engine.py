@@ -286,3 +286,186 @@ def test_estimate_layer_errors():
 
 def test_warm_up_runs():
     sim.warm_up()
+
+
+# The xnor and lut datapaths.
+
+
+def random_binary_layer(rng, n, k, tokens):
+    w_b = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n, k))
+    a_b = rng.choice(np.array([-1, 1], dtype=np.int8), size=(tokens, k))
+    return w_b, a_b
+
+
+def naive_bipolar(a_b, w_b):
+    """Bipolar dot products as agreements minus disagreements, counted one position at a time."""
+    out = np.zeros((a_b.shape[0], w_b.shape[0]), dtype=np.int64)
+    for t in range(a_b.shape[0]):
+        for n in range(w_b.shape[0]):
+            agree = int(np.sum(a_b[t] == w_b[n]))
+            out[t, n] = agree - (w_b.shape[1] - agree)
+    return out
+
+
+@pytest.mark.parametrize(("pe", "simd", "n", "k", "tokens"), SHAPES)
+def test_xnor_acc_matches_xnor_matmul(pe, simd, n, k, tokens):
+    rng = np.random.default_rng(n * 100 + k)
+    w_b, a_b = random_binary_layer(rng, n, k, tokens)
+    design = design_on(datapath="xnor", pe=pe, simd=simd)
+    run = sim.run_layer(sim.prepare_layer(design, w_b), a_b)
+    expected = kernels.xnor_matmul(torch.from_numpy(a_b), torch.from_numpy(w_b)).numpy()
+    assert run.acc.dtype == np.int32
+    np.testing.assert_array_equal(run.acc, expected)
+    np.testing.assert_array_equal(run.acc, naive_bipolar(a_b, w_b))
+
+
+def test_xnor_binarized_weights():
+    # Weights from kernels.binarize_weights, the BitNet rule, run as they come.
+    torch.manual_seed(0)
+    w_b, _ = kernels.binarize_weights(torch.randn(32, 64))
+    rng = np.random.default_rng(1)
+    _, a_b = random_binary_layer(rng, 32, 64, 2)
+    program = sim.prepare_layer(design_on(datapath="xnor", pe=8, simd=16), w_b.numpy())
+    expected = kernels.xnor_matmul(torch.from_numpy(a_b), w_b).numpy()
+    np.testing.assert_array_equal(sim.run_layer(program, a_b).acc, expected)
+
+
+LUT_SHAPES = [
+    # (weight_format, pe, simd, n, k, tokens)
+    ("lut2", 1, 2, 3, 4, 1),
+    ("lut2", 4, 16, 8, 64, 3),
+    ("lut2", 16, 64, 64, 128, 2),
+    ("lut3", 2, 3, 4, 9, 2),
+    ("lut3", 8, 48, 16, 96, 4),
+]
+
+
+@pytest.mark.parametrize(("weight_format", "pe", "simd", "n", "k", "tokens"), LUT_SHAPES)
+def test_lut_acc_matches_ternary_matmul(weight_format, pe, simd, n, k, tokens):
+    rng = np.random.default_rng(n + k + tokens)
+    w_q, x_q = random_layer(rng, n, k, tokens)
+    design = design_on(datapath="lut", weight_format=weight_format, pe=pe, simd=simd)
+    run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
+    np.testing.assert_array_equal(run.acc, reference(x_q, w_q))
+
+
+def test_lut_acc_extreme_values():
+    w_q = np.full((3, 96), -1, dtype=np.int8)
+    x_q = np.full((1, 96), -128, dtype=np.int8)
+    design = design_on(datapath="lut", weight_format="lut3", pe=3, simd=48)
+    run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
+    assert run.acc[0, 0] == 96 * 128
+
+
+def expected_depth(design):
+    if design.datapath == "lut":
+        return 4 + math.ceil(math.log2(design.simd // design.group_size))
+    return 3 + math.ceil(math.log2(design.simd))
+
+
+@pytest.mark.parametrize(
+    ("board", "fields"),
+    [
+        ("kv260", {"datapath": "xnor", "pe": 16, "simd": 64}),
+        ("pynq-z2", {"datapath": "xnor", "pe": 8, "simd": 32}),
+        ("kv260", {"datapath": "lut", "pe": 16, "simd": 64}),
+        ("pynq-z2", {"datapath": "lut", "weight_format": "lut3", "pe": 4, "simd": 24}),
+        ("ulx3s", {"datapath": "lut", "pe": 4, "simd": 8}),
+        ("icebreaker", {"datapath": "lut", "pe": 2, "simd": 8}),
+        ("icebreaker", {"pe": 2, "simd": 8}),
+    ],
+)
+@pytest.mark.parametrize("tokens", [1, 2, 9])
+def test_datapath_cycles_follow_fold_schedule(board, fields, tokens):
+    design = design_on(board, **fields)
+    n, k = 4 * design.pe, 3 * design.simd
+    rng = np.random.default_rng(23)
+    if design.datapath == "xnor":
+        w_q, x_q = random_binary_layer(rng, n, k, tokens)
+    else:
+        w_q, x_q = random_layer(rng, n, k, tokens)
+    run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
+    folds = 12
+    # The tile size from the format's bits per weight, computed here independently.
+    bits = {"binary": 1, "lut2": 2, "lut3": 5 / 3, "2bit": 2}[design.weight_format]
+    tile_bytes = math.ceil(design.pe * design.simd * bits / 8)
+    if design.weight_store == "onchip":
+        load = 0
+    else:
+        load = math.ceil(tile_bytes * design.clock_hz / design.board.dram_bytes_per_s)
+    depth = expected_depth(design)
+    assert run.pipeline_depth == depth
+    assert run.cycles == max(load + tokens * folds, folds * load + tokens) + depth
+    assert run.memory_cycles == folds * load
+    estimate = sim.estimate_layer(design, n, k, tokens)
+    assert estimate.cycles == run.cycles
+    assert estimate.energy_j == pytest.approx(run.energy_j, rel=1e-12)
+
+
+def test_lut_zero_skip_counts_zero_groups():
+    w_q = np.zeros((4, 8), dtype=np.int8)
+    w_q[0, 0] = 1  # one nonzero weight: one nonzero group in row 0
+    w_q[1, 2:4] = -1  # one group with two nonzero weights
+    w_q[2, 5] = 1  # the second weight of group (4, 5)
+    x_q = np.ones((1, 8), dtype=np.int8)
+    plain = design_on(datapath="lut", pe=2, simd=4)
+    skipping = design_on(datapath="lut", pe=2, simd=4, zero_skip=True)
+    program = sim.prepare_layer(skipping, w_q)
+    assert program.nonzero == 3
+    saved = (4 * 8 // 2 - 3) * sim.energy.LANE_ADD_PJ * 1e-12
+    plain_run = sim.run_layer(sim.prepare_layer(plain, w_q), x_q)
+    skip_run = sim.run_layer(program, x_q)
+    assert plain_run.energy_j - skip_run.energy_j == pytest.approx(saved, rel=1e-9)
+    assert skip_run.cycles == plain_run.cycles
+
+
+def test_xnor_energy_components():
+    design = design_on("kv260", datapath="xnor", pe=16, simd=64)
+    n, k = 64, 128
+    run = sim.estimate_layer(design, n, k)
+    weight_bits = n * k
+    dram = weight_bits * design.board.dram_pj_per_bit
+    onchip = (weight_bits + k * (n // 16) * 1) * sim.energy.SRAM_PJ_PER_BIT
+    lanes = n * k * sim.energy.LANE_ADD_PJ / 8
+    acc = n * (k // 64) * sim.energy.ACC_ADD_PJ
+    static = design.board.static_power_w * run.time_s
+    assert run.energy_j == pytest.approx((dram + onchip + lanes + acc) * 1e-12 + static, rel=1e-12)
+
+
+def test_lut_energy_counts_table_builds():
+    design = design_on("kv260", datapath="lut", weight_format="lut3", pe=8, simd=48)
+    n, k, tokens = 16, 96, 2
+    run = sim.estimate_layer(design, n, k, tokens)
+    weight_bytes = (n // 8) * (k // 48) * math.ceil(8 * 48 / 3 * 5 / 8)
+    dram = weight_bytes * 8 * design.board.dram_pj_per_bit
+    onchip = (weight_bytes * 8 + tokens * k * (n // 8) * 8) * sim.energy.SRAM_PJ_PER_BIT
+    lookups = tokens * n * (k // 3) * sim.energy.LANE_ADD_PJ
+    tables = tokens * (n // 8) * (k // 3) * 26 * sim.energy.LANE_ADD_PJ
+    acc = tokens * n * (k // 48) * sim.energy.ACC_ADD_PJ
+    static = design.board.static_power_w * run.time_s
+    expected = (dram + onchip + lookups + tables + acc) * 1e-12 + static
+    assert run.energy_j == pytest.approx(expected, rel=1e-12)
+
+
+def test_xnor_rejects_ternary_codes():
+    design = design_on(datapath="xnor", pe=2, simd=4)
+    w_q = np.ones((2, 4), dtype=np.int8)
+    w_q[1, 2] = 0
+    message = "weights must hold binary codes in {-1, +1} for datapath 'xnor', found 0 at index"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sim.prepare_layer(design, w_q)
+    program = sim.prepare_layer(design, np.ones((2, 4), dtype=np.int8))
+    x_q = np.array([[1, -1, 3, 1]], dtype=np.int8)
+    message = (
+        "activations must hold binary codes in {-1, +1} for datapath 'xnor', found 3 at index "
+        "(0, 2)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sim.run_layer(program, x_q)
+
+
+def test_xnor_accumulator_bits():
+    # ±1 sums lie in [-K, K]: K = 4 needs 4 bits (up to 7), K = 3 needs 3 bits (up to 3).
+    design = design_on(datapath="xnor")
+    assert design.min_accumulator_bits(3) == 3
+    assert design.min_accumulator_bits(4) == 4
