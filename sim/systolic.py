@@ -35,8 +35,8 @@ the same tau cycles:
   module follows the code, so its cycles equal the numbers SCALE-Sim reports.
 
 Cycles are counted as SCALE-Sim's COMPUTE_REPORT column "Total Cycles" counts them. SCALE-Sim
-gives each cycle one row of its demand matrices, F tau rows numbered from 0, and reports the
-number of the row in which the last output is written: F tau - 1 cycles when nothing stalls,
+gives each cycle one row of its demand matrices, F tau rows numbered from 0. It reports the
+number of the row in which the last output is written, so F tau - 1 cycles when nothing stalls,
 plus the stall cycles.
 
 Memory
@@ -240,11 +240,13 @@ def _check_gemm(design, m, n, k, bandwidth):
             f"Design.datapath {design.datapath!r} on a systolic array is not implemented; "
             "implemented: ternary"
         )
+
     for name, value in (("m", m), ("n", n), ("k", k)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise TypeError(f"GEMM {name} must be an int, got {type(value).__name__}")
         if value < 1:
             raise ValueError(f"GEMM {name} must be >= 1, got {value}")
+
     needed = design.min_accumulator_bits(int(k))
     width = design.accumulator_bits(int(k))
     if needed > _MAX_ACC_BITS:
@@ -257,6 +259,7 @@ def _check_gemm(design, m, n, k, bandwidth):
             f"Design.acc_bits = {width} can overflow for K = {k} at act_bits = "
             f"{design.act_bits}: a dot product needs {needed} bits (act_bits + K.bit_length())"
         )
+
     if bandwidth is None:
         return 0.0
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, int | float):

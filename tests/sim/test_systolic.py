@@ -9,11 +9,12 @@ import kernels
 import sim
 from sim import systolic
 
-# Cycle counts measured with SCALE-Sim 3.0.0 (pip install scalesim, numpy 2.2.6), "Total
-# Cycles" column of COMPUTE_REPORT.csv, 32 x 32 array, the example scale.cfg of SCALE-Sim with
-# only Dataflow changed (InterfaceBandwidth CALC, so no stalls), run in GEMM mode:
+# Cycle counts measured with SCALE-Sim 3.0.0 (pip install scalesim, numpy 2.2.6): the "Total
+# Cycles" column of COMPUTE_REPORT.csv on a 32 x 32 array. The configuration is SCALE-Sim's
+# example scale.cfg with only Dataflow changed; its InterfaceBandwidth CALC means no stalls. The
+# command, with topo.csv listing "name, M, N, K," per row:
 #     python -m scalesim.scale -c scale.cfg -t topo.csv -l layout.csv -i gemm -p out
-# with topo.csv listing "name, M, N, K," per row. benchmarks/scalesim_compare.py repeats this.
+# benchmarks/scalesim_compare.py repeats the measurement.
 SCALESIM_TOTAL_CYCLES = {
     # (M, N, K): (ws, os, is)
     (16, 16, 16): (109, 77, 109),
