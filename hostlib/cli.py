@@ -1,6 +1,7 @@
 """The `onebit` command line."""
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -55,6 +56,36 @@ def _build_parser() -> argparse.ArgumentParser:
     boards = commands.add_parser("boards", help="list the board catalogue")
     boards.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     boards.set_defaults(handler=_boards)
+
+    simulate = commands.add_parser(
+        "simulate", help="simulate one GEMM (--gemm) or a model's layers (--model) on a design"
+    )
+    target = simulate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", help="a model from 'onebit models'")
+    target.add_argument(
+        "--gemm",
+        help="M,N,K: an M x K input times K x N weights (SCALE-Sim's topology convention)",
+    )
+    simulate.add_argument("--board", default="kv260", help="board from 'onebit boards'")
+    simulate.add_argument("--design", default=None, help="design fields as k=v,...")
+    simulate.add_argument(
+        "--phase", choices=("decode", "prefill"), default="decode", help="with --model"
+    )
+    simulate.add_argument(
+        "--tokens", type=int, default=None, help="prompt tokens of a prefill (with --model)"
+    )
+    simulate.add_argument(
+        "--context", type=int, default=None, help="KV-cache length for decode (with --model)"
+    )
+    simulate.add_argument(
+        "--bandwidth",
+        type=float,
+        default=None,
+        help="DRAM words per cycle into a systolic array's SRAM (with --gemm); "
+        "default: no DRAM stalls, as SCALE-Sim's CALC mode",
+    )
+    simulate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    simulate.set_defaults(handler=_simulate)
 
     run = commands.add_parser(
         "run", help="generate text with the BitLinear layers offloaded to a device"
@@ -151,6 +182,64 @@ def _boards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    design = sim.Design.from_spec(args.design, board=args.board)
+    if args.gemm is not None:
+        return _simulate_gemm(args, design)
+    return _simulate_model(args, design)
+
+
+def _parse_gemm(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+        raise _UsageError(f"--gemm must be three positive integers M,N,K; got {text!r}")
+    m, n, k = (int(part) for part in parts)
+    if min(m, n, k) < 1:
+        raise _UsageError(f"--gemm sizes must be at least 1; got {text!r}")
+    return m, n, k
+
+
+def _simulate_gemm(args: argparse.Namespace, design: sim.Design) -> int:
+    m, n, k = _parse_gemm(args.gemm)
+    if design.array == "systolic":
+        run = sim.simulate_gemm(design, m, n, k, bandwidth_words_per_cycle=args.bandwidth)
+        result = {key: value for key, value in dataclasses.asdict(run).items() if key != "out"}
+    else:
+        if args.bandwidth is not None:
+            raise _UsageError(
+                "--bandwidth applies to systolic designs; an mvu design streams at the board's "
+                "DRAM bandwidth"
+            )
+        # An MVU runs the GEMM as a layer of N outputs and K inputs over M token vectors.
+        run = sim.estimate_layer(design, n, k, tokens=m)
+        result = {
+            "m": m,
+            "n": n,
+            "k": k,
+            "cycles": run.cycles,
+            "compute_cycles": run.compute_cycles,
+            "memory_cycles": run.memory_cycles,
+            "stall_cycles": run.stall_cycles,
+            "pipeline_depth": run.pipeline_depth,
+            "bound": run.bound,
+            "time_s": run.time_s,
+            "energy_j": run.energy_j,
+        }
+    result["design"] = design.to_dict()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"GEMM {m}x{k} @ {k}x{n} on {_format_design(result['design'])}")
+    for key, value in result.items():
+        if key not in ("design", "m", "n", "k"):
+            print(f"  {key:<16} {value}")
+    return 0
+
+
+def _simulate_model(args: argparse.Namespace, design: sim.Design) -> int:
+    raise _UsageError("--model is not wired yet")
+
+
 def _run(args: argparse.Namespace) -> int:
     from hostlib.checkpoint import load_model
     from hostlib.runner import generate_on_device
@@ -211,8 +300,19 @@ def _print_run(result, args: argparse.Namespace) -> None:
 
 
 def _format_design(design: dict) -> str:
-    keys = ("datapath", "array", "pe", "simd", "weight_store", "weight_format", "clock_mhz")
-    return ",".join(f"{key}={design[key]}" for key in keys if key in design)
+    keys = (
+        "datapath",
+        "array",
+        "pe",
+        "simd",
+        "rows",
+        "cols",
+        "dataflow",
+        "weight_store",
+        "weight_format",
+        "clock_mhz",
+    )
+    return ",".join(f"{key}={design[key]}" for key in keys if design.get(key) is not None)
 
 
 if __name__ == "__main__":
