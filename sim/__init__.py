@@ -4,8 +4,20 @@ A `Design` describes an accelerator on a `Board`. `prepare_layer` and `run_layer
 on the Numba engine with exact outputs and modelled cycles, time and energy; `estimate_layer`
 gives the same timing from the shapes alone. `simulate_gemm` runs one GEMM on a systolic
 array with SCALE-Sim's timing model, and `estimate_gemm` gives its closed form.
+`simulate_model` costs a whole model (decode or prefill) on a design, layer by layer, with the
+host-side layers and the fit on the board; `evaluate_model` does so for many designs at once.
 """
 
+from sim.analytical import (
+    HOSTS,
+    DesignTable,
+    Host,
+    ModelLayerRun,
+    ModelRun,
+    evaluate_layer,
+    evaluate_model,
+    simulate_model,
+)
 from sim.boards import BOARDS, Board, get_board
 from sim.design import ARRAYS, DATAFLOWS, DATAPATHS, WEIGHT_FORMATS, WEIGHT_STORES, Design
 from sim.engine import LayerProgram, prepare_layer, run_layer, warm_up
@@ -21,10 +33,23 @@ from sim.models import (
     model_layers,
     ternary_parameters,
 )
+from sim.resources import FitReport, Resources, design_resources, fit_report
 from sim.systolic import GemmRun, estimate_gemm, simulate_gemm
 from sim.timing import BOUNDS, LayerRun, estimate_layer, load_cycles, pipeline_depth
 
 __all__ = [
+    "HOSTS",
+    "DesignTable",
+    "FitReport",
+    "Host",
+    "ModelLayerRun",
+    "ModelRun",
+    "Resources",
+    "design_resources",
+    "evaluate_layer",
+    "evaluate_model",
+    "fit_report",
+    "simulate_model",
     "DATAFLOWS",
     "GemmRun",
     "estimate_gemm",

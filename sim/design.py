@@ -310,8 +310,11 @@ class Design:
         """
         return self.act_bits + int(k).bit_length()
 
-    def check_layer(self, n: int, k: int) -> None:
+    def check_layer(self, n: int, k: int, *, capacity: bool = True) -> None:
         """Check that this design can run an N x K layer (N outputs, K inputs) as it is.
+
+        With ``capacity=False`` the on-chip capacity is not checked, so that a whole model can
+        be costed first and its fit judged over all layers at once (see `check_fits`).
 
         Raises
         ------
@@ -356,7 +359,7 @@ class Design:
                 f"K = {k} needs a {needed}-bit accumulator at act_bits = {self.act_bits}; "
                 f"the maximum is {_MAX_ACC_BITS}"
             )
-        if self.weight_store == "onchip":
+        if capacity and self.weight_store == "onchip":
             size = self.weight_bytes(n, k)
             if size > self.board.onchip_bytes:
                 raise ValueError(

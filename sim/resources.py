@@ -22,6 +22,8 @@ Per PE row of SIMD lanes S, activation width a, accumulator width b:
 Every design adds a fixed `CONTROL_LUT` and `CONTROL_FF` for the control state machine and the
 memory interface. No datapath multiplies, so no design uses DSP slices.
 
+DRAM, in bytes: the weights of every layer when they stream; they must fit the board's DRAM.
+
 On-chip memory, in bytes: the weights of every layer when they are resident
 (``weight_store="onchip"``) or `sim.timing.WEIGHT_BUFFERS` weight tiles when they stream, the
 activation buffer (T vectors of the longest K at a bits) and, for runs of T > 1 vectors, the
@@ -61,7 +63,7 @@ CONTROL_LUT = 1000
 CONTROL_FF = 1500
 """Flip-flops of the control state machine and memory interface of every design (an estimate)."""
 
-RESOURCE_NAMES = ("lut", "ff", "dsp", "onchip_bytes")
+RESOURCE_NAMES = ("lut", "ff", "dsp", "onchip_bytes", "dram_bytes")
 """The resources a design is checked against, as `Resources` and `sim.Board` name them."""
 
 DATAPATH_CODES = {"ternary": 0, "xnor": 1, "lut": 2}
@@ -160,6 +162,8 @@ class Resources:
         Resident weights (``onchip``) or the streamed weight tile buffers (``stream``).
     buffer_bytes : int
         Activation buffer plus, for runs of more than one vector, the partial sums.
+    dram_bytes : int
+        Weights kept in DRAM to be streamed (0 when they are resident on chip).
     """
 
     lut: int
@@ -168,6 +172,7 @@ class Resources:
     onchip_bytes: int
     weight_bytes: int
     buffer_bytes: int
+    dram_bytes: int = 0
 
     def to_dict(self) -> dict:
         """Return the resources as a JSON-ready dict."""
@@ -178,6 +183,7 @@ class Resources:
             "onchip_bytes": self.onchip_bytes,
             "weight_bytes": self.weight_bytes,
             "buffer_bytes": self.buffer_bytes,
+            "dram_bytes": self.dram_bytes,
         }
 
 
@@ -250,10 +256,11 @@ def design_resources(design: Design, layers=(), *, tokens: int = 1) -> Resources
         design.group_size if design.datapath == "lut" else 1,
         design.board.lut_inputs,
     )
+    model_bytes = sum(design.weight_bytes(n, k) for n, k in shapes if _divides(design, n, k))
     if design.weight_store == "onchip":
-        weight_bytes = sum(design.weight_bytes(n, k) for n, k in shapes if _divides(design, n, k))
+        weight_bytes, dram_bytes = model_bytes, 0
     else:
-        weight_bytes = WEIGHT_BUFFERS * design.tile_bytes
+        weight_bytes, dram_bytes = WEIGHT_BUFFERS * design.tile_bytes, model_bytes
     buffer_bytes = -(-(tokens * max_k * design.act_bits) // 8)
     if tokens > 1:
         buffer_bytes += -(-(tokens * design.pe * acc_bits) // 8)
@@ -264,6 +271,7 @@ def design_resources(design: Design, layers=(), *, tokens: int = 1) -> Resources
         onchip_bytes=weight_bytes + buffer_bytes,
         weight_bytes=weight_bytes,
         buffer_bytes=buffer_bytes,
+        dram_bytes=dram_bytes,
     )
 
 
@@ -284,7 +292,7 @@ class FitReport:
     need : Resources
         What the design needs.
     capacity : dict
-        The board's ``lut``, ``ff``, ``dsp`` and ``onchip_bytes``.
+        The board's ``lut``, ``ff``, ``dsp``, ``onchip_bytes`` and ``dram_bytes``.
     problems : tuple of str
         One sentence per resource over capacity, naming the need, the capacity and the excess.
     """
@@ -327,7 +335,13 @@ class FitReport:
         }
 
 
-_RESOURCE_LABELS = {"lut": "LUTs", "ff": "FFs", "dsp": "DSPs", "onchip_bytes": "on-chip bytes"}
+_RESOURCE_LABELS = {
+    "lut": "LUTs",
+    "ff": "FFs",
+    "dsp": "DSPs",
+    "onchip_bytes": "on-chip bytes",
+    "dram_bytes": "DRAM bytes",
+}
 
 
 def fit_report(design: Design, layers=(), *, tokens: int = 1) -> FitReport:

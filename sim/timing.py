@@ -135,7 +135,13 @@ def load_cycles(design: Design) -> int:
 
 
 def estimate_layer(
-    design: Design, n: int, k: int, tokens: int = 1, *, nonzero_fraction: float = 1.0
+    design: Design,
+    n: int,
+    k: int,
+    tokens: int = 1,
+    *,
+    nonzero_fraction: float = 1.0,
+    check_capacity: bool = True,
 ) -> LayerRun:
     """Model one run of an N x K layer over ``tokens`` vectors from the shapes alone.
 
@@ -156,6 +162,9 @@ def estimate_layer(
         two thirds nonzero weights). For ``lut``, whose lanes skip a group only when all g
         weights are zero, the share of groups with a nonzero weight is taken as
         1 - (1 - nonzero_fraction)**g, which assumes zeros independent of each other.
+    check_capacity : bool
+        Whether an on-chip layer must fit the board's on-chip bytes on its own; `sim.analytical`
+        turns it off and judges the fit of the whole model instead.
 
     Returns
     -------
@@ -170,7 +179,7 @@ def estimate_layer(
     """
     if not isinstance(design, Design):
         raise TypeError(f"design must be a sim.Design, got {type(design).__name__}")
-    design.check_layer(n, k)
+    design.check_layer(n, k, capacity=check_capacity)
     check_tokens(tokens)
     if isinstance(nonzero_fraction, bool) or not isinstance(nonzero_fraction, int | float):
         raise TypeError(f"nonzero_fraction must be a number, got {nonzero_fraction!r}")
