@@ -35,7 +35,8 @@ from hostlib.tokenizer import CharTokenizer
 
 __all__ = ["TrainResult", "main", "train"]
 
-logger = logging.getLogger(__name__)
+# Named explicitly: under `python -m hostlib.train` __name__ is "__main__", outside "hostlib".
+logger = logging.getLogger("hostlib.train")
 
 VALIDATION_FRACTION = 0.1
 INIT_STD = 0.02

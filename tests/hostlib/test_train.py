@@ -1,6 +1,8 @@
 """The training script, on a small generated text with a tiny model."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -109,3 +111,12 @@ def test_bad_arguments(text_file, tmp_path, capsys, flag, message):
         main(["--text", str(text_file), "--out", str(tmp_path), flag, "0"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_module_command_prints_progress(text_file, tmp_path):
+    command = [sys.executable, "-m", "hostlib.train", "--text", str(text_file)]
+    command += ["--out", str(tmp_path / "run"), *TINY_ARGS]
+    finished = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert "step    40  train loss" in finished.stdout
+    assert "validation loss of the packed ternary model" in finished.stdout
