@@ -6,10 +6,9 @@ problem (and what we can do about it)", ISSCC 2014: an 8-bit integer add costs 0
 several times more on the same operation than an ASIC in that node, so these figures are a lower
 bound on the fabric's dynamic energy, useful for comparing designs with each other.
 
-The per-lane figures of the other datapaths are derived from the same table: an ``xnor`` lane
-(one XNOR and one bit of popcount) is costed as one bit of the 8-bit add, 0.03 / 8 pJ; a ``lut``
-lane adds one looked-up entry (an 8-bit add), and each table entry it looks up in was built by
-one 8-bit add.
+The per-lane figures of the other datapaths are derived from the same table. An ``xnor`` lane
+(one XNOR and one bit of popcount) is costed as one bit of the 8-bit add, 0.03 / 8 pJ. A ``lut``
+lane adds one looked-up entry (an 8-bit add), and building each table entry takes one 8-bit add.
 
 DRAM energy per bit: Horowitz gives 1.3 to 2.6 nJ per 64-bit DRAM access, 20 to 40 pJ per bit;
 the lower end is used for DDR3 and DDR4. For HBM2, 3.9 pJ per bit, the figure of M. O'Connor
@@ -101,7 +100,7 @@ def layer_energy_j(
     Each row group of PE outputs reads the whole input vector once, so activations cost
     T * K * (N / PE) * act_bits bits of on-chip reads. Each of the T * N outputs takes K / SIMD
     accumulator updates. A ``lut`` fold builds, for each of the T vectors, SIMD / g tables of
-    3**g entries that its PE rows share; the 3**g - 1 nonzero entries cost one add each, so the
+    3**g entries that its PE rows share. The 3**g - 1 nonzero entries cost one add each, so the
     run builds T * (N / PE) * (K / g) * (3**g - 1) entries.
     """
     activation_bits = tokens * k * (n // pe) * act_bits

@@ -13,9 +13,9 @@ integer result:
   2 * popcount(XNOR(a, w)) - SIMD, the bipolar dot product (`kernels.xnor_matmul`).
 - ``lut``: for each vector and each group of g activations, a table of the 3**g values
   sum_i d_i x_i (d_i in {-1, 0, 1}) is built; each group of g weights is stored as its table
-  index sum_i (w_i + 1) 3**i and a lane adds the entry it selects (T-MAC, Wei et al., 2024,
-  "T-MAC: CPU Renaissance via Table Lookup for Low-Bit LLM Deployment on Edge"; bitnet.cpp
-  TL1 for g = 2, TL2 for g = 3). The result equals `kernels.ternary_matmul`.
+  index sum_i (w_i + 1) 3**i and a lane adds the entry it selects. This is the table-lookup
+  scheme of T-MAC and of bitnet.cpp's TL1 (g = 2) and TL2 (g = 3) kernels, and the result
+  equals `kernels.ternary_matmul`.
 
 Warm-up: the first run in a fresh environment compiles the two kernels (about a second or two);
 the compiled code is cached on disk next to this file (see `sim.config`), so later processes

@@ -3,7 +3,7 @@
 Every figure here is an estimate, written down so that synthesis (Yosys, nextpnr, Vivado) can
 calibrate it later. The model counts one LUT and one flip-flop per bit of every adder and
 register on the datapath, because an adder bit is one LUT on both AMD (LUT6 with carry chain)
-and Lattice (LUT4 with carry) fabrics; only multiplexers depend on the LUT size.
+and Lattice (LUT4 with carry) fabrics. Only multiplexers depend on the LUT size.
 
 Per PE row of SIMD lanes S, activation width a, accumulator width b:
 
@@ -313,7 +313,12 @@ class FitReport:
         shares = {}
         for name in RESOURCE_NAMES:
             need, capacity = getattr(self.need, name), self.capacity[name]
-            shares[name] = need / capacity if capacity else (float("inf") if need else 0.0)
+            if capacity:
+                shares[name] = need / capacity
+            elif need:
+                shares[name] = float("inf")
+            else:
+                shares[name] = 0.0
         return shares
 
     def raise_if_not_fits(self) -> None:
@@ -350,8 +355,8 @@ def fit_report(design: Design, layers=(), *, tokens: int = 1) -> FitReport:
     Returns
     -------
     FitReport
-        ``fits`` is False when a resource is over capacity; ``problems`` says which and by how
-        much. `Design.check_fits` raises instead.
+        ``fits`` is False when a resource is over capacity, and ``problems`` names each such
+        resource and its excess. `Design.check_fits` raises instead.
 
     Raises
     ------

@@ -1,6 +1,6 @@
 """The timing model of an ``mvu`` layer, in closed form, and `LayerRun`, its result.
 
-The three datapaths (``ternary``, ``xnor``, ``lut``) share the fold schedule below; they differ
+The three datapaths (``ternary``, ``xnor``, ``lut``) share the fold schedule below. They differ
 in the pipeline depth (`pipeline_depth`), the bytes of a weight tile (the weight format) and the
 energy of a lane operation (`sim.energy`).
 
