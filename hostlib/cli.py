@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # The reader of stdout went away (for example `| head`); nothing more can be shown.
+        sys.stderr.close()
+        return 0
     except MismatchError as error:
         print(f"onebit: check failed: {error}", file=sys.stderr)
         return _EXIT_CHECK_FAILED
@@ -237,7 +241,58 @@ def _simulate_gemm(args: argparse.Namespace, design: sim.Design) -> int:
 
 
 def _simulate_model(args: argparse.Namespace, design: sim.Design) -> int:
-    raise _UsageError("--model is not wired yet")
+    if args.bandwidth is not None:
+        raise _UsageError("--bandwidth applies to --gemm on a systolic design")
+    if args.phase == "decode":
+        if args.tokens not in (None, 1):
+            raise _UsageError(
+                f"--tokens is the prompt length of a prefill; decode runs one token, "
+                f"got --tokens {args.tokens}"
+            )
+        run = sim.simulate_model(design, args.model, phase="decode", context=args.context)
+    else:
+        if args.context is not None:
+            raise _UsageError("--context applies to decode; a prefill's context is its tokens")
+        tokens = 128 if args.tokens is None else args.tokens
+        run = sim.simulate_model(design, args.model, phase="prefill", tokens=tokens)
+    result = run.to_dict()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    _print_model_run(result)
+    return 0
+
+
+def _print_model_run(result: dict) -> None:
+    print(
+        f"{result['model']} on {result['board']}, {result['phase']} "
+        f"({result['tokens']} tokens, context {result['context'] or result['tokens']}), "
+        f"host {result['host']}"
+    )
+    print(f"design: {_format_design(result['design'])}")
+    print()
+    print(f"{'layer':<34} {'kind':<8} {'N x K':>11} {'cycles':>10} {'time':>11} {'bound':>8}")
+    for layer in result["layers"]:
+        shape = ""
+        if layer["kind"] == "ternary":
+            shape = f"{layer['out_features']}x{layer['in_features']}"
+        cycles = "" if layer["cycles"] is None else f"{layer['cycles']}"
+        print(
+            f"{layer['name']:<34} {layer['kind']:<8} {shape:>11} {cycles:>10} "
+            f"{layer['time_s'] * 1e6:>9.2f}us {layer['bound']:>8}"
+        )
+    print()
+    print(
+        f"accelerator {result['accelerator_time_s'] * 1e3:.3f} ms ({result['cycles']} cycles), "
+        f"host {result['host_time_s'] * 1e3:.3f} ms"
+    )
+    print(
+        f"{result['tokens_per_s']:.2f} tokens/s, "
+        f"{result['energy_j_per_token'] * 1e3:.3f} mJ/token, "
+        f"fits the board: {'yes' if result['fits'] else 'no'}"
+    )
+    for problem in result["fit"].get("problems", []):
+        print(f"  does not fit: {problem}")
 
 
 def _run(args: argparse.Namespace) -> int:

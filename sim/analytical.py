@@ -730,7 +730,7 @@ def simulate_model(
         phase=phase,
         host=host.name,
         tokens=tokens,
-        context=context if phase == "decode" else None,
+        context=(config.max_context if context is None else context) if phase == "decode" else None,
         design=design.to_dict(),
         layers=tuple(entries),
         cycles=sum(entry.cycles for entry in ternary),

@@ -125,3 +125,81 @@ def test_models_table_lists_every_model(capsys):
     out = capsys.readouterr().out
     for name in ("bitnet-0.7b", "bitnet-2b-4t", "bitnet-3b", "llama3-8b-1.58", "mmfree-370m"):
         assert name in out
+
+
+def _simulate_json(capsys, *args):
+    status = main(["simulate", *args, "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_simulate_gemm_systolic_scalesim_convention(capsys):
+    # 256 x 256 input times 256 x 128 weights, ws on 32 x 32: K = 256 on the rows (8 folds),
+    # N = 128 on the columns (4 folds), M = 256 streamed; each fold takes
+    # 2R + C + T - 2 = 64 + 32 + 256 - 2 = 350 cycles, and SCALE-Sim 3.0 reports 32 * 350 - 1.
+    result = _simulate_json(
+        capsys, "--gemm", "256,128,256", "--design", "array=systolic,rows=32,cols=32,dataflow=ws"
+    )
+    assert result["folds"] == 32
+    assert result["fold_cycles"] == 350
+    assert result["cycles"] == 32 * 350 - 1
+    assert "out" not in result
+
+
+def test_simulate_gemm_mvu_compute_bound(capsys):
+    # On-chip weights: (N / PE) (K / SIMD) folds per vector, M vectors, plus the pipeline depth
+    # 3 + log2(SIMD).
+    result = _simulate_json(
+        capsys, "--gemm", "4,256,512", "--design", "pe=16,simd=64,weight_store=onchip"
+    )
+    assert result["compute_cycles"] == 4 * (256 // 16) * (512 // 64)
+    assert result["cycles"] == 4 * 16 * 8 + 3 + 6
+    assert result["bound"] == "compute"
+
+
+def test_simulate_model_decode_json(capsys):
+    result = _simulate_json(
+        capsys, "--model", "bitnet-2b-4t", "--board", "kv260", "--context", "1024"
+    )
+    assert result["phase"] == "decode"
+    assert result["context"] == 1024
+    assert result["tokens_per_s"] > 0
+    assert result["energy_j_per_token"] > 0
+    assert "resources" in result
+    ternary = [layer for layer in result["layers"] if layer["kind"] == "ternary"]
+    assert len(ternary) == 30 * 7
+    assert all(layer["bound"] in ("compute", "memory") for layer in ternary)
+    assert result["cycles"] == sum(layer["cycles"] for layer in ternary)
+    # Decode can never beat the DRAM roofline: bandwidth over the weight bytes per token.
+    dram_bytes_per_s = 19.2e9
+    assert result["tokens_per_s"] <= dram_bytes_per_s / result["dram_bytes_read"]
+
+
+def test_simulate_model_prefill_table(capsys):
+    assert main(["simulate", "--model", "demo", "--phase", "prefill", "--tokens", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "demo on kv260, prefill (32 tokens" in out
+    assert "layers.0.mlp.down_proj" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gemm", "1,2"], "--gemm must be three positive integers M,N,K; got '1,2'"),
+        (["--gemm", "0,4,4"], "--gemm sizes must be at least 1; got '0,4,4'"),
+        (["--gemm", "4,4,64", "--bandwidth", "2"], "--bandwidth applies to systolic designs"),
+        (["--model", "nosuchmodel"], "nosuchmodel"),
+        (["--model", "demo", "--tokens", "8"], "--tokens is the prompt length of a prefill"),
+        (
+            ["--model", "demo", "--phase", "prefill", "--context", "8"],
+            "--context applies to decode",
+        ),
+        (["--model", "demo", "--design", "simd=256"], "simd"),
+    ],
+)
+def test_simulate_bad_input(capsys, args, message):
+    assert main(["simulate", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("onebit: error: ")
+    assert message in err
