@@ -6,6 +6,8 @@ gives the same timing from the shapes alone. `simulate_gemm` runs one GEMM on a 
 array with SCALE-Sim's timing model, and `estimate_gemm` gives its closed form.
 `simulate_model` costs a whole model (decode or prefill) on a design, layer by layer, with the
 host-side layers and the fit on the board; `evaluate_model` does so for many designs at once.
+`explore` sweeps a `Space` of designs for a model and a board into a `ResultStore` and returns
+the feasible designs and their Pareto front.
 """
 
 from sim.analytical import (
@@ -21,6 +23,15 @@ from sim.analytical import (
 from sim.boards import BOARDS, Board, get_board
 from sim.design import ARRAYS, DATAFLOWS, DATAPATHS, WEIGHT_FORMATS, WEIGHT_STORES, Design
 from sim.engine import LayerProgram, prepare_layer, run_layer, warm_up
+from sim.explore import (
+    EVALUATOR,
+    OBJECTIVES,
+    ExploreResult,
+    NoFeasibleDesignError,
+    Workload,
+    explore,
+    pareto_front,
+)
 from sim.models import (
     FAMILIES,
     LAYER_KINDS,
@@ -34,10 +45,24 @@ from sim.models import (
     ternary_parameters,
 )
 from sim.resources import FitReport, Resources, design_resources, fit_report
+from sim.space import Space, default_space, parse_axis
+from sim.store import ResultStore, design_key
 from sim.systolic import GemmRun, estimate_gemm, simulate_gemm
 from sim.timing import BOUNDS, LayerRun, estimate_layer, load_cycles, pipeline_depth
 
 __all__ = [
+    "EVALUATOR",
+    "OBJECTIVES",
+    "ExploreResult",
+    "NoFeasibleDesignError",
+    "ResultStore",
+    "Space",
+    "Workload",
+    "default_space",
+    "design_key",
+    "explore",
+    "parse_axis",
+    "pareto_front",
     "HOSTS",
     "DesignTable",
     "FitReport",
