@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import sys
+from pathlib import Path
 
 import sim
 from hostlib.devices import DEVICE_NAMES, make_device
@@ -119,7 +120,71 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.set_defaults(handler=_run)
+
+    explore = commands.add_parser(
+        "explore", help="sweep a design space for a model and a board, keep the Pareto front"
+    )
+    _add_space_arguments(explore)
+    explore.add_argument(
+        "--out",
+        default=None,
+        help="directory of the result store (results.sqlite) and its CSV and Parquet exports "
+        "(default: onebit-explore/MODEL-BOARD)",
+    )
+    explore.add_argument(
+        "--context", type=int, default=None, help="KV-cache length of the decode token"
+    )
+    explore.add_argument(
+        "--prefill-tokens", type=int, default=128, help="prompt tokens of the prefill phase"
+    )
+    explore.add_argument(
+        "--nonzero-fraction",
+        type=float,
+        default=1.0,
+        help="share of nonzero weights, for the energy of zero-skipping designs (default: 1)",
+    )
+    explore.add_argument(
+        "--chunk-size", type=int, default=4096, help="designs per task and per store write"
+    )
+    explore.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    explore.set_defaults(handler=_explore)
+
+    report = commands.add_parser(
+        "report", help="explore a model on a board and write a Markdown report with figures"
+    )
+    _add_space_arguments(report)
+    report.add_argument(
+        "--out", default="reports", help="directory of the report (default: reports)"
+    )
+    report.add_argument(
+        "--store", default=None, help="result store to reuse (default: a store in memory)"
+    )
+    report.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    report.set_defaults(handler=_report)
     return parser
+
+
+def _add_space_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a model from 'onebit models'")
+    parser.add_argument("--board", required=True, help="a board from 'onebit boards'")
+    parser.add_argument(
+        "--space", default=None, help="TOML file with an [axes] table (default: the board's space)"
+    )
+    parser.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="NAME=VALUES",
+        help="set one axis, as pe=8,16,32 or clock_mhz=200:300:50 (repeatable; replaces that "
+        "axis of the space)",
+    )
+    executor = parser.add_mutually_exclusive_group()
+    executor.add_argument(
+        "--workers", type=int, default=1, help="local worker processes (default: 1, this one)"
+    )
+    executor.add_argument(
+        "--scheduler", default=None, help="address of a Dask scheduler, such as tcp://host:8786"
+    )
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -352,6 +417,90 @@ def _print_run(result, args: argparse.Namespace) -> None:
         f"wall clock: {len(result.new_tokens)} tokens in {result.wall_s:.2f} s "
         f"({result.wall_tokens_per_s:.1f} tokens/s on this host)"
     )
+
+
+def _space(args: argparse.Namespace) -> "sim.Space":
+    if args.space is not None:
+        space = sim.Space.from_toml(args.space)
+    else:
+        space = sim.default_space(args.board)
+    overrides = dict(sim.parse_axis(text) for text in args.axis)
+    return space.with_axes(overrides) if overrides else space
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from hostlib.progress import ProgressBar
+
+    space = _space(args)
+    out = Path(args.out or Path("onebit-explore") / f"{args.model}-{args.board}")
+    result = sim.explore(
+        args.model,
+        args.board,
+        space,
+        store=str(out / "results.sqlite"),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        context=args.context,
+        prefill_tokens=args.prefill_tokens,
+        nonzero_fraction=args.nonzero_fraction,
+        chunk_size=args.chunk_size,
+        progress=ProgressBar("explore", "designs"),
+    )
+    keys = list(result.table["key"])
+    with sim.ResultStore(result.store_path, evaluator=sim.EVALUATOR) as store:
+        csv_path = store.export_csv(out / "results.csv", keys)
+        parquet_path = store.export_parquet(out / "results.parquet", keys)
+    summary = result.summary()
+    summary["exports"] = {"csv": str(csv_path), "parquet": str(parquet_path)}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(
+        f"{args.model} on {args.board}: {summary['designs_total']} designs "
+        f"({summary['designs_evaluated_now']} evaluated now, {summary['designs_reused']} "
+        f"from the store), {summary['feasible']} feasible, {len(summary['pareto'])} on the "
+        "Pareto front"
+    )
+    print(f"store: {result.store_path}; exports: {csv_path}, {parquet_path}")
+    print()
+    print(f"{'tokens/s':>9} {'mJ/token':>9} {'prefill ms':>10} {'LUT':>8}  design")
+    for entry in summary["pareto"][:10]:
+        objectives = entry["objectives"]
+        print(
+            f"{objectives['decode_tokens_per_s']:>9.2f} "
+            f"{objectives['decode_energy_j_per_token'] * 1e3:>9.1f} "
+            f"{objectives['prefill_time_s'] * 1e3:>10.1f} {objectives['lut']:>8}  "
+            f"{_format_design(entry['design'])}"
+            f"{',zero_skip=true' if entry['design']['zero_skip'] else ''}"
+        )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hostlib.progress import ProgressBar
+    from hostlib.report import generate_report
+
+    command = f"onebit report --model {args.model} --board {args.board}"
+    if args.out != "reports":
+        command += f" --out {args.out}"
+    written = generate_report(
+        args.model,
+        args.board,
+        args.out,
+        space=_space(args),
+        store=args.store,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=ProgressBar("explore", "designs"),
+        command=command,
+    )
+    if args.json:
+        print(json.dumps(written))
+        return 0
+    print(f"report: {written['report']}")
+    for figure in written["figures"]:
+        print(f"figure: {figure}")
+    return 0
 
 
 def _format_design(design: dict) -> str:
