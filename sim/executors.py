@@ -85,7 +85,7 @@ class DaskExecutor(SerialExecutor):
     address : str
         The scheduler, for example ``tcp://127.0.0.1:8786``.
     timeout_s : float
-        How long to wait for the scheduler to answer.
+        How long to wait for the scheduler to respond.
 
     Raises
     ------

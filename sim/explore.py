@@ -130,7 +130,7 @@ class Workload:
 
 
 class NoFeasibleDesignError(ValueError):
-    """No design of the space fits: the message says which constraints removed them.
+    """No design of the space fits: the message names the constraints that removed them.
 
     Attributes
     ----------
@@ -355,7 +355,7 @@ def pareto_front(values: np.ndarray, maximize) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``values`` is not 2-D, holds NaN, or ``maximize`` has another length than d.
+        If ``values`` is not 2-D, contains NaN, or ``maximize`` has another length than d.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2:
@@ -432,7 +432,7 @@ def explore(
     Raises
     ------
     TypeError, ValueError
-        If an argument is invalid; if the space asks for the ``xnor`` datapath (every model of
+        If an argument is invalid; if the space requests the ``xnor`` datapath (every model of
         the catalogue has ternary weights); if no combination of the space is a valid design;
         or if the store is not compatible (see `sim.store.ResultStore`).
     NoFeasibleDesignError
