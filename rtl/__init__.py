@@ -9,6 +9,7 @@ or Icarus, and `synthesize` runs Yosys and nextpnr.
 
 from rtl.generate import TOP_NAME, describe_ports, generate, unit_verilog
 from rtl.mvu import MatrixVectorUnit, frame_layout
+from rtl.requant import Requantizer, requantize_parameters, requantize_reference
 from rtl.spec import OUTPUT_BITS, RTL_DATAPATHS, RTL_WEIGHT_FORMATS, UnitSpec
 from rtl.verify import SIMULATORS, VerifyResult, simulator_missing, verify
 
@@ -19,11 +20,14 @@ __all__ = [
     "SIMULATORS",
     "TOP_NAME",
     "MatrixVectorUnit",
+    "Requantizer",
     "UnitSpec",
     "VerifyResult",
     "describe_ports",
     "frame_layout",
     "generate",
+    "requantize_parameters",
+    "requantize_reference",
     "simulator_missing",
     "unit_verilog",
     "verify",

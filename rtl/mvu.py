@@ -76,7 +76,12 @@ class MatrixVectorUnit(wiring.Component):
     """
 
     def __init__(self, design, n: int, k: int, tokens: int = 1) -> None:
-        self._spec = UnitSpec(design, n, k, tokens)
+        try:
+            self._spec = UnitSpec(design, n, k, tokens)
+        except Exception:
+            # A rejected unit is never elaborated; spare the caller Amaranth's unused warning.
+            self._MustUse__silence = True
+            raise
         spec = self._spec
         if spec.design.datapath == "xnor":
             act_shape = unsigned(spec.simd)
