@@ -161,6 +161,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     report.set_defaults(handler=_report)
+
+    _add_rtl_commands(commands)
     return parser
 
 
@@ -521,3 +523,132 @@ def _format_design(design: dict) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _add_rtl_commands(commands) -> None:
+    rtl_parser = commands.add_parser(
+        "rtl", help="generate, verify or synthesize the RTL of a design (weights on chip)"
+    )
+    rtl_commands = rtl_parser.add_subparsers(dest="rtl_command", required=True, metavar="STEP")
+    steps = {
+        "generate": ("write the unit's Verilog, design JSON and port description", _rtl_generate),
+        "verify": ("run the cocotb bench against kernels/ and sim's cycles", _rtl_verify),
+        "synth": ("synthesize with Yosys, place and route with nextpnr", _rtl_synth),
+    }
+    for name, (help_text, handler) in steps.items():
+        step = rtl_commands.add_parser(name, help=help_text)
+        step.add_argument(
+            "--board",
+            default="icebreaker",
+            help="board from 'onebit boards' (default: icebreaker, whose weights stay on chip)",
+        )
+        step.add_argument("--design", default=None, help="design fields as k=v,...")
+        step.add_argument(
+            "--layer", default="64x256", help="NxK: output rows by inputs (default: 64x256)"
+        )
+        step.add_argument("--tokens", type=int, default=1, help="vectors per run (default: 1)")
+        if name == "generate":
+            step.add_argument("--out", required=True, help="output directory")
+        if name == "verify":
+            step.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+            step.add_argument("--runs", type=int, default=4, help="random runs (default: 4)")
+            step.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+            step.add_argument(
+                "--checkpoint",
+                default=None,
+                help="model.safetensors for a real layer slice (default: the demo checkpoint)",
+            )
+            step.add_argument(
+                "--waves", action="store_true", help="rerun a failing bench with a wave dump"
+            )
+        if name == "synth":
+            step.add_argument("--target", choices=("ice40", "ecp5", "xc7"), required=True)
+            step.add_argument("--no-pnr", action="store_true", help="skip nextpnr place and route")
+        step.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        step.set_defaults(handler=handler)
+
+
+def _parse_layer(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise _UsageError(f"--layer must be NxK with two positive integers; got {text!r}")
+    n, k = (int(part) for part in parts)
+    if min(n, k) < 1:
+        raise _UsageError(f"--layer sizes must be at least 1; got {text!r}")
+    return n, k
+
+
+def _rtl_design(args: argparse.Namespace) -> tuple[sim.Design, int, int]:
+    design = sim.Design.from_spec(args.design, board=args.board)
+    n, k = _parse_layer(args.layer)
+    return design, n, k
+
+
+def _print_result(result: dict, args: argparse.Namespace, title: str) -> None:
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(title)
+    for key, value in result.items():
+        if key not in ("unit", "tests", "cells"):
+            print(f"  {key:<18} {value}")
+
+
+def _rtl_generate(args: argparse.Namespace) -> int:
+    import rtl
+
+    design, n, k = _rtl_design(args)
+    result = rtl.generate(design, n, k, args.out, tokens=args.tokens)
+    _print_result(result, args, f"RTL of a {n}x{k} layer on {design.to_spec()}")
+    return 0
+
+
+def _rtl_verify(args: argparse.Namespace) -> int:
+    import rtl
+
+    design, n, k = _rtl_design(args)
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        demo = Path(__file__).parent / "data" / "demo" / "model.safetensors"
+        checkpoint = demo if demo.is_file() else None
+    missing = rtl.simulator_missing(args.simulator)
+    if missing:
+        raise _UsageError(missing)
+    try:
+        result = rtl.verify(
+            design,
+            n,
+            k,
+            tokens=args.tokens,
+            simulator=args.simulator,
+            runs=args.runs,
+            seed=args.seed,
+            checkpoint=checkpoint,
+            waves=True if args.waves else None,
+        ).to_dict()
+    except RuntimeError as error:  # a failed simulator build
+        raise _UsageError(str(error)) from None
+    _print_result(result, args, f"RTL bench of a {n}x{k} layer on {design.to_spec()}")
+    if not result["passed"]:
+        print(
+            f"onebit: check failed: the RTL bench failed; see {result['build_dir']}",
+            file=sys.stderr,
+        )
+        return _EXIT_CHECK_FAILED
+    return 0
+
+
+def _rtl_synth(args: argparse.Namespace) -> int:
+    import rtl.synth
+
+    design, n, k = _rtl_design(args)
+    try:
+        result = rtl.synth.synthesize(
+            design, n, k, args.target, tokens=args.tokens, place_and_route=not args.no_pnr
+        ).to_dict()
+    except RuntimeError as error:  # Yosys failed
+        raise _UsageError(str(error)) from None
+    result["design"] = design.to_dict()
+    result["layer"] = [n, k]
+    _print_result(result, args, f"Synthesis of a {n}x{k} layer for {args.target}")
+    return 0

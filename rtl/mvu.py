@@ -155,7 +155,7 @@ class MatrixVectorUnit(wiring.Component):
         do_accept = Signal(name="do_accept")
         do_issue = Signal(name="do_issue")
         from_input = Signal(name="s1_from_input")
-        x_in = Signal(act_width, name="s1_x_in")
+        x_in = Signal(act_width, name="s1_x_in", reset_less=True)
         x_s1 = Signal(act_width, name="s1_x")
 
         # Handshakes and control.
@@ -256,7 +256,10 @@ class MatrixVectorUnit(wiring.Component):
                 self.acc.payload.last.eq(tag.last_out),
             ]
         for p, partial in enumerate(partials):
-            acc_regs = [Signal(signed(spec.acc_bits), name=f"acc_t{v}_p{p}") for v in range(tokens)]
+            acc_regs = [
+                Signal(signed(spec.acc_bits), name=f"acc_t{v}_p{p}", reset_less=True)
+                for v in range(tokens)
+            ]
             acc_now = acc_regs[0] if tokens == 1 else Array(acc_regs)[tag.token]
             acc_next = Signal(signed(spec.acc_bits), name=f"acc_next_p{p}")
             # No truncation happens here: check_layer sized acc_bits for any length-K sum.
@@ -279,7 +282,7 @@ class MatrixVectorUnit(wiring.Component):
         lanes = []
         if spec.design.datapath == "xnor":
             for lane in range(simd):
-                bit = Signal(name=f"lane_p{p}_l{lane}")
+                bit = Signal(name=f"lane_p{p}_l{lane}", reset_less=True)
                 w_bit = weights[p * simd + lane]
                 with m.If(advance):
                     m.d.sync += bit.eq(~(w_bit ^ x[lane]))
@@ -287,7 +290,7 @@ class MatrixVectorUnit(wiring.Component):
         else:
             a = spec.act_bits
             for lane in range(simd):
-                value = Signal(signed(a + 1), name=f"lane_p{p}_l{lane}")
+                value = Signal(signed(a + 1), name=f"lane_p{p}_l{lane}", reset_less=True)
                 code = weights[2 * (p * simd + lane) : 2 * (p * simd + lane) + 2]
                 x_lane = x[a * lane : a * (lane + 1)].as_signed()
                 # Code w + 1: 2 is +1 (add), 0 is -1 (subtract), 1 is 0 (skip).
@@ -304,7 +307,7 @@ class MatrixVectorUnit(wiring.Component):
             shape = unsigned(width) if spec.design.datapath == "xnor" else signed(width)
             above = []
             for index in range(0, len(below), 2):
-                node = Signal(shape, name=f"tree_p{p}_v{level}_{index // 2}")
+                node = Signal(shape, name=f"tree_p{p}_v{level}_{index // 2}", reset_less=True)
                 pair = below[index] + below[index + 1] if index + 1 < len(below) else below[index]
                 with m.If(advance):
                     m.d.sync += node.eq(pair)
