@@ -14,6 +14,7 @@ definition of the timing contract in `rtl.mvu`.
 import json
 import os
 import random
+import time
 from collections import deque
 from pathlib import Path
 
@@ -412,3 +413,18 @@ if cocotb is not None and CONFIG_VARIABLE in os.environ:
         result = bench.report("checkpoint", checkpoint=path)
         assert result["passed"], result["mismatches"]
         assert bench.cycles == [bench.spec.predicted_cycles()], bench.cycles
+
+    @cocotb.test(skip=not _load_config().get("speed_runs"))
+    async def speed(dut):
+        """Simulation speed: full-rate runs back to back, in simulated cycles per second."""
+        config = _load_config()
+        bench = MvuBench(dut, config)
+        await bench.start()
+        await bench.load_weights(bench.random_weights())
+        runs = bench.random_runs(config["speed_runs"])
+        start_cycle, start_time = bench.counter.cycle, time.perf_counter()
+        await bench.run_vectors(runs, "speed")
+        seconds = time.perf_counter() - start_time
+        cycles = bench.counter.cycle - start_cycle
+        result = bench.report("speed", cycles=cycles, seconds=seconds)
+        assert result["passed"], result["mismatches"]

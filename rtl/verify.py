@@ -18,7 +18,14 @@ from rtl import config
 from rtl.generate import TOP_NAME, unit_verilog
 from rtl.mvu import MatrixVectorUnit
 
-__all__ = ["SIMULATORS", "VerifyResult", "build_unit", "simulator_missing", "verify"]
+__all__ = [
+    "SIMULATORS",
+    "VerifyResult",
+    "build_unit",
+    "measure_speed",
+    "simulator_missing",
+    "verify",
+]
 
 SIMULATORS = ("verilator", "icarus")
 """Simulators the bench runs on."""
@@ -307,3 +314,61 @@ def _run_bench(unit, simulator, settings, build_root, *, waves: bool) -> VerifyR
         build_dir=str(build_dir),
         waves=wave_file,
     )
+
+
+def measure_speed(design, n: int, k: int, *, simulator: str, runs: int, build_root=None) -> dict:
+    """Run ``runs`` full-rate runs under the bench and return the simulation speed.
+
+    Returns
+    -------
+    dict
+        ``cycles``, ``seconds`` (wall time of the runs, without build and start-up),
+        ``cycles_per_s``, ``build_s`` (0 when the build was reused) and ``passed``.
+    """
+    import time
+
+    unit = MatrixVectorUnit(design, n, k)
+    started = time.perf_counter()
+    runner, build_dir = build_unit(unit, simulator, build_root=build_root)
+    build_s = time.perf_counter() - started
+    test_dir = build_dir / f"speed-{os.getpid()}"
+    test_dir.mkdir(parents=True, exist_ok=True)
+    result_path = test_dir / "bench.jsonl"
+    result_path.unlink(missing_ok=True)
+    settings = {
+        "design": unit.spec.design.to_spec(),
+        "board": unit.spec.design.board.name,
+        "n": n,
+        "k": k,
+        "tokens": 1,
+        "seed": 0,
+        "speed_runs": runs,
+        "result_path": str(result_path),
+    }
+    (test_dir / "bench.json").write_text(json.dumps(settings))
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        runner.test(
+            test_module="rtl.bench",
+            hdl_toplevel=TOP_NAME,
+            hdl_toplevel_lang="verilog",
+            testcase="speed",
+            build_dir=build_dir,
+            test_dir=test_dir,
+            extra_env={"ONEBIT_RTL_CONFIG": str(test_dir / "bench.json")},
+            results_xml=str(test_dir / "results.xml"),
+            timescale=("1ns", "1ps") if simulator == "icarus" else None,
+            log_file=test_dir / "sim.log",
+        )
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    (line,) = result_path.read_text().splitlines()
+    figures = json.loads(line)
+    return {
+        "cycles": figures["cycles"],
+        "seconds": figures["seconds"],
+        "cycles_per_s": figures["cycles"] / figures["seconds"],
+        "build_s": build_s,
+        "passed": figures["passed"],
+    }
