@@ -21,7 +21,7 @@ class CharTokenizer:
     TypeError
         If ``vocab`` is not a str.
     ValueError
-        If ``vocab`` is empty or holds a character twice.
+        If ``vocab`` is empty or contains a character twice.
     """
 
     def __init__(self, vocab: str) -> None:
@@ -33,7 +33,7 @@ class CharTokenizer:
         for index, char in enumerate(vocab):
             if char in seen:
                 raise ValueError(
-                    f"vocab holds {char!r} twice, at positions {seen[char]} and {index}"
+                    f"vocab contains {char!r} twice, at positions {seen[char]} and {index}"
                 )
             seen[char] = index
         self._vocab = vocab
@@ -66,7 +66,7 @@ class CharTokenizer:
         TypeError
             If ``text`` is not a str.
         ValueError
-            If ``text`` holds a character outside the vocabulary; the message names the first
+            If ``text`` contains a character outside the vocabulary. The message names the first
             such character and its position.
         """
         if not isinstance(text, str):

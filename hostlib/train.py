@@ -9,7 +9,7 @@ The result is written with `hostlib.save_checkpoint` as a packed checkpoint that
 `hostlib.load_model` reads, and the validation loss is measured again on that packed model.
 
 ``--full-precision`` trains the same architecture with plain `torch.nn.Linear` projections, as a
-baseline; it writes ``metrics.json`` only, because the packed format holds ternary weights.
+baseline. It writes ``metrics.json`` only, because the packed format stores ternary weights.
 
 A run is deterministic for a given seed, text, arguments and torch build: batches come from a
 seeded generator and deterministic algorithms are enforced. The number of threads may change the

@@ -194,7 +194,7 @@ def reference_logits(
 ) -> torch.Tensor:
     """Logits [seq, vocab] of one sequence, computed position by position and head by head.
 
-    ``floats`` holds the float tensors (float32), ``projections`` maps each projection name to
+    ``floats`` contains the float tensors (float32), ``projections`` maps each projection name to
     (ternary codes, stored scale, convention).
     """
     eps = config["rms_norm_eps"]

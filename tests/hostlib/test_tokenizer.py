@@ -76,7 +76,7 @@ def test_dict_round_trip():
         ([], "tokenizer description must be a dict, got list"),
         ({"type": "byte", "vocab": "ab"}, "tokenizer type must be 'char', got 'byte'"),
         ({"type": "char"}, "tokenizer vocab must be a string, got None"),
-        ({"type": "char", "vocab": "aba"}, "vocab holds 'a' twice, at positions 0 and 2"),
+        ({"type": "char", "vocab": "aba"}, "vocab contains 'a' twice, at positions 0 and 2"),
         ({"type": "char", "vocab": ""}, "vocab must hold at least one character"),
     ],
 )
