@@ -1,11 +1,12 @@
 """RTL simulation speed: simulated cycles per second of the cocotb bench on Verilator and Icarus.
 
-Usage: ``python benchmarks/rtl.py [--runs R]``. Two units, PE x SIMD = 16 x 16 (a 64 x 64
-layer, 16 folds) and 64 x 64 (a 256 x 256 layer, 16 folds), each run R times back to back at
-full rate under the bench (driver, monitor, scoreboard and kernels/ reference in Python, so
-the figure is what a verification run sees, not the bare simulator). Build time is reported
-separately. The Markdown table goes to stdout; paste it into the "## rtl" section of
-reports/benchmarks.md.
+Usage: ``python -m benchmarks.rtl [--runs R]`` from the repository root.
+
+Two units, PE x SIMD = 16 x 16 (a 64 x 64 layer, 16 folds) and 64 x 64 (a 256 x 256 layer,
+16 folds), each run R times back to back at full rate under the bench. The driver, monitor,
+scoreboard and kernels/ reference run in Python, so the figure is the speed of a verification
+run, not of the bare simulator. Build time is reported separately. The Markdown table goes to
+stdout, for the "## rtl" section of reports/benchmarks.md.
 """
 
 import argparse
@@ -20,7 +21,7 @@ UNITS = [("pe=16,simd=16", 64, 64), ("pe=64,simd=64", 256, 256)]
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200, help="runs per unit (default: 200)")
+    parser.add_argument("--runs", type=int, default=500, help="runs per unit (default: 500)")
     args = parser.parse_args(argv)
     lines = [
         "| unit (PE x SIMD) | layer | simulator | cycles | run s | cycles/s | build s |",

@@ -1,9 +1,9 @@
 """The cocotb bench of `rtl.MatrixVectorUnit`: driver, monitor, reference model and scoreboard.
 
-This module is the cocotb test module that `rtl.verify` runs inside Verilator or Icarus. The
-unit under test is described by a JSON file named in ``ONEBIT_RTL_CONFIG`` (written by
-`rtl.verify`); each cocotb test appends one JSON line with its figures to the file named there
-as ``result_path``.
+This module is the cocotb test module that `rtl.verify` runs inside Verilator or Icarus. A JSON
+file named in ``ONEBIT_RTL_CONFIG`` (written by `rtl.verify`) describes the unit under test.
+Each cocotb test appends one JSON line with its figures to the file that it names as
+``result_path``.
 
 Handshakes are sampled in the read-only phase after each rising edge: a beat whose ``valid``
 and ``ready`` are both high then is transferred at the next rising edge. Cycles are counted in
@@ -376,7 +376,7 @@ if cocotb is not None and CONFIG_VARIABLE in os.environ:
 
     @cocotb.test()
     async def timing(dut):
-        """One run at full rate: outputs exact, cycles equal to sim's prediction."""
+        """Check one full-rate run: outputs exact, cycles equal to sim's prediction."""
         bench = MvuBench(dut, _load_config())
         await bench.start()
         await bench.load_weights(bench.random_weights())
@@ -389,7 +389,7 @@ if cocotb is not None and CONFIG_VARIABLE in os.environ:
 
     @cocotb.test()
     async def random_stalls(dut):
-        """Back-to-back random runs under random idle input cycles and output backpressure."""
+        """Check back-to-back random runs under random idle input cycles and backpressure."""
         config = _load_config()
         bench = MvuBench(dut, config)
         await bench.start(idle=config["idle"], backpressure=config["backpressure"])
@@ -402,7 +402,7 @@ if cocotb is not None and CONFIG_VARIABLE in os.environ:
 
     @cocotb.test(skip=not _load_config().get("checkpoint"))
     async def checkpoint(dut):
-        """A real layer slice from the demo checkpoint, when the configuration names one."""
+        """Check a real layer slice of the checkpoint that the configuration names."""
         config = _load_config()
         path = config["checkpoint"]
         bench = MvuBench(dut, config)
@@ -416,7 +416,7 @@ if cocotb is not None and CONFIG_VARIABLE in os.environ:
 
     @cocotb.test(skip=not _load_config().get("speed_runs"))
     async def speed(dut):
-        """Simulation speed: full-rate runs back to back, in simulated cycles per second."""
+        """Measure simulated cycles per second over full-rate runs back to back."""
         config = _load_config()
         bench = MvuBench(dut, config)
         await bench.start()

@@ -13,6 +13,7 @@ bit 7 set (`REPLY_FLAG`), its SEQ echoes the request's, and its first payload by
 code (`STATUS_OK` or an error code); the rest of the payload depends on the command.
 """
 
+import binascii
 import struct
 from dataclasses import dataclass
 
@@ -109,12 +110,10 @@ def crc16(data: bytes, crc: int = CRC_INIT) -> int:
     """Return the CRC-16/CCITT-FALSE of ``data``, continuing from ``crc``.
 
     The check value of ``b"123456789"`` is 0x29B1 (the catalogue value of this CRC).
+    `binascii.crc_hqx` computes exactly this CRC (polynomial 0x1021, MSB first) from a given
+    initial value, in C.
     """
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ CRC_POLY) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
+    return binascii.crc_hqx(bytes(data), crc)
 
 
 def encode_frame(cmd: int, seq: int, payload: bytes = b"") -> bytes:

