@@ -370,19 +370,25 @@ def _run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     for _, layer in model.bitlinear_layers():
         design.check_layer(layer.out_features, layer.in_features)
-    device = make_device(args.device, design)
-    logger.info("generating %d tokens on device %s", args.max_new_tokens, device.name)
+    from hostlib.board import BoardError
+    from hostlib.transports import TransportError
+
     try:
-        result = generate_on_device(
-            model,
-            args.prompt,
-            device,
-            design,
-            max_new_tokens=args.max_new_tokens,
-            check=args.check,
-        )
-    finally:
-        device.close()
+        device = make_device(args.device, design)
+        logger.info("generating %d tokens on device %s", args.max_new_tokens, device.name)
+        try:
+            result = generate_on_device(
+                model,
+                args.prompt,
+                device,
+                design,
+                max_new_tokens=args.max_new_tokens,
+                check=args.check,
+            )
+        finally:
+            device.close()
+    except (BoardError, TransportError) as error:
+        raise _UsageError(str(error)) from None
 
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -409,6 +415,18 @@ def _print_run(result, args: argparse.Namespace) -> None:
             f"{layer['name']:<36} {shape:>11} {layer['cycles']:>13.0f} "
             f"{layer['time_s'] * 1e6:>9.2f}us {layer['bound']:>8}"
         )
+    board_layers = result.device.get("layers")
+    if board_layers:
+        print()
+        print("cycles per decode token counted by the board, and sim's prediction:")
+        print(f"{'layer':<36} {'tiles':>5} {'board':>9} {'sim tiles':>9} {'sim layer':>9}")
+        for layer in board_layers:
+            measured = layer["board_cycles_per_token"]
+            shown = "-" if measured is None else f"{measured:.0f}"
+            print(
+                f"{layer['name']:<36} {layer['tiles']:>5} {shown:>9} "
+                f"{layer['predicted_tiles']:>9} {layer['predicted_layer']:>9}"
+            )
     print()
     print(
         f"modelled decode: {modelled['tokens_per_s']:.1f} tokens/s, "
@@ -519,10 +537,6 @@ def _format_design(design: dict) -> str:
         "clock_mhz",
     )
     return ",".join(f"{key}={design[key]}" for key in keys if design.get(key) is not None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def _add_rtl_commands(commands) -> None:
@@ -652,3 +666,7 @@ def _rtl_synth(args: argparse.Namespace) -> int:
     result["layer"] = [n, k]
     _print_result(result, args, f"Synthesis of a {n}x{k} layer for {args.target}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,8 +30,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEVICE_NAMES = ("reference", "sim")
-"""Names `make_device` accepts; ``rtl`` and ``serial:PORT`` are not implemented yet."""
+DEVICE_NAMES = ("reference", "sim", "rtl", "serial:PORT", "pynq")
+"""Names `make_device` accepts: ``rtl`` is the virtual board (`hostlib.board`), ``serial:PORT``
+a board on a serial port, ``pynq`` a Zynq board under PYNQ."""
 
 
 @dataclass
@@ -182,9 +183,14 @@ def make_device(spec: str, design: "sim.Design | None" = None) -> Device:
     Raises
     ------
     ValueError
-        If ``spec`` names no device, or ``sim`` is asked for without a design.
+        If ``spec`` names no device, or a device other than ``reference`` is asked for without
+        a design, or the design has no RTL (``rtl``).
+    hostlib.transports.TransportError
+        If the serial port cannot be opened.
+    hostlib.board.BoardError
+        If the board does not answer or is built for another design.
     NotImplementedError
-        For ``rtl`` and ``serial:PORT``, which need the RTL generator and device protocol.
+        For ``pynq`` where the pynq package is missing.
     """
     if spec == "reference":
         return ReferenceDevice()
@@ -192,9 +198,17 @@ def make_device(spec: str, design: "sim.Design | None" = None) -> Device:
         if design is None:
             raise ValueError("the sim device needs a design (a sim.Design)")
         return SimDevice(design)
-    if spec == "rtl" or spec.startswith("serial:"):
-        raise NotImplementedError(
-            f"device {spec!r} is not implemented yet: it needs the generated RTL and the device "
-            "protocol; use 'reference' or 'sim'"
-        )
+    if spec in ("rtl", "pynq") or spec.startswith("serial:"):
+        if design is None:
+            raise ValueError(f"device {spec!r} needs a design (a sim.Design)")
+        from hostlib import board, transports
+
+        if spec == "rtl":
+            return board.open_virtual_board(design)
+        if spec == "pynq":
+            return board.BoardDevice(transports.PynqTransport(), design, name="pynq")
+        port = spec.partition(":")[2]
+        if not port:
+            raise ValueError("device 'serial:PORT' needs a port, for example serial:/dev/ttyUSB0")
+        return board.BoardDevice(transports.SerialTransport(port), design, name=spec)
     raise ValueError(f"unknown device {spec!r}; choose one of: {', '.join(DEVICE_NAMES)}")

@@ -102,9 +102,9 @@ def test_make_device_names():
     assert make_device("reference").name == "reference"
     with pytest.raises(ValueError, match="the sim device needs a design"):
         make_device("sim")
-    with pytest.raises(NotImplementedError, match="device 'rtl' is not implemented yet"):
+    with pytest.raises(ValueError, match="device 'rtl' needs a design"):
         make_device("rtl")
-    with pytest.raises(NotImplementedError, match="device 'serial:/dev/ttyUSB0'"):
+    with pytest.raises(ValueError, match="device 'serial:/dev/ttyUSB0' needs a design"):
         make_device("serial:/dev/ttyUSB0")
     with pytest.raises(ValueError, match="unknown device 'gpu'; choose one of: reference, sim"):
         make_device("gpu")
