@@ -35,6 +35,10 @@ class BoardError(RuntimeError):
     """The board did not answer correctly after every retry, or it does not match the design."""
 
 
+class _BuffersLost(Exception):
+    """The board refused a run because its weight or activation buffer is not written."""
+
+
 def default_tile(design: "sim.Design") -> tuple[int, int]:
     """Return the tile ``(tile_n, tile_k)`` of a virtual board: about 64 x 128, PE and SIMD
     multiples, so that one weight write stays far below the 64 KiB frame limit."""
@@ -143,6 +147,10 @@ class BoardDevice(Device):
                 problem = f"a reply to command 0x{frame.cmd & 0x7F:02x}"
                 continue
             status = frame.payload[0] if frame.payload else None
+            if status == P.ERR_STATE and cmd == P.CMD_RUN:
+                # The board lost a buffer (a garbled request can clear it): the caller
+                # writes both again rather than repeating the run.
+                raise _BuffersLost()
             if status != P.STATUS_OK:
                 problem = f"error reply: {P.STATUS_NAMES.get(status, status)}"
                 continue
@@ -218,15 +226,9 @@ class BoardDevice(Device):
         cycles = 0
         for r, row in enumerate(tiles):
             for c, tile in enumerate(row):
-                if self._loaded != (handle, r, c):
-                    self._loaded = None
-                    self.request(P.CMD_WRITE_WEIGHTS, tile)
-                    self._loaded = (handle, r, c)
                 for t in range(tokens):
-                    self.request(
-                        P.CMD_WRITE_ACT, self._pack_act(x[t, c * unit.k : (c + 1) * unit.k])
-                    )
-                    cycles += int.from_bytes(self.request(P.CMD_RUN, b"\0", reply_len=4), "little")
+                    act = self._pack_act(x[t, c * unit.k : (c + 1) * unit.k])
+                    cycles += self._run_tile((handle, r, c), tile, act)
                     data = self.request(P.CMD_READ_RESULTS, reply_len=unit.n * 4)
                     acc[t, r * unit.n : (r + 1) * unit.n] += np.frombuffer(data, dtype="<i4")
         record = self.board_cycles[handle]
@@ -236,6 +238,24 @@ class BoardDevice(Device):
             record["decode_cycles"] += cycles
             record["decode_calls"] = record.get("decode_calls", 0) + 1
         return torch.from_numpy(acc[:, :n].astype(np.int32))
+
+    def _run_tile(self, key: tuple[int, int, int], tile: bytes, act: bytes) -> int:
+        """Write the tile (unless loaded) and the activations, run; return the board's cycles."""
+        for _ in range(self.retries + 1):
+            if self._loaded != key:
+                self._loaded = None
+                self.request(P.CMD_WRITE_WEIGHTS, tile)
+                self._loaded = key
+            self.request(P.CMD_WRITE_ACT, act)
+            try:
+                return int.from_bytes(self.request(P.CMD_RUN, b"\0", reply_len=4), "little")
+            except _BuffersLost:
+                self.retried += 1
+                self._loaded = None
+        raise BoardError(
+            f"the board refused to run after {self.retries + 1} fresh writes of the weights and "
+            "activations: it keeps losing its buffers; check the connection"
+        )
 
     def reset_stats(self) -> None:
         super().reset_stats()
