@@ -548,6 +548,10 @@ def _add_rtl_commands(commands) -> None:
         "generate": ("write the unit's Verilog, design JSON and port description", _rtl_generate),
         "verify": ("run the cocotb bench against kernels/ and sim's cycles", _rtl_verify),
         "synth": ("synthesize with Yosys, place and route with nextpnr", _rtl_synth),
+        "build": (
+            "build the board top level (UART or AXI-Stream, protocol front end, one tile)",
+            _rtl_build,
+        ),
     }
     for name, (help_text, handler) in steps.items():
         step = rtl_commands.add_parser(name, help=help_text)
@@ -575,11 +579,36 @@ def _add_rtl_commands(commands) -> None:
             step.add_argument(
                 "--waves", action="store_true", help="rerun a failing bench with a wave dump"
             )
+        if name == "build":
+            step.add_argument("--out", required=True, help="output directory")
         if name == "synth":
             step.add_argument("--target", choices=("ice40", "ecp5", "xc7"), required=True)
             step.add_argument("--no-pnr", action="store_true", help="skip nextpnr place and route")
         step.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         step.set_defaults(handler=handler)
+
+
+def _rtl_build(args: argparse.Namespace) -> int:
+    from rtl.bitstream import BUILD_BOARDS, XILINX_BOARDS, build_bitstream, export_xilinx
+    from rtl.frontend import CommandFrontEnd
+
+    design, n, k = _rtl_design(args)
+    if args.board not in (*BUILD_BOARDS, *XILINX_BOARDS):
+        raise _UsageError(
+            f"onebit rtl build makes bitstreams for {', '.join(BUILD_BOARDS)} and Vivado projects "
+            f"for {', '.join(XILINX_BOARDS)}; got --board {args.board}"
+        )
+    frontend = CommandFrontEnd(design, n, k)
+    if args.board in XILINX_BOARDS:
+        result = export_xilinx(frontend, args.board, args.out)
+        result["note"] = "Verilog, Vivado script and PYNQ description only: Vivado is not run here"
+    else:
+        try:
+            result = build_bitstream(frontend, args.board, args.out)
+        except RuntimeError as error:  # a tool failed
+            raise _UsageError(str(error)) from None
+    _print_result(result, args, f"board {args.board}: a {n}x{k} tile of {design.to_spec()}")
+    return 0
 
 
 def _parse_layer(text: str) -> tuple[int, int]:
