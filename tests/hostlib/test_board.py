@@ -1,5 +1,7 @@
 """BoardDevice on the virtual board: tiling, cycle counts, faults, and its error paths."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,22 @@ def test_make_device_board_errors():
         make_device("pynq", design)
     with pytest.raises(ValueError, match="weight_store = 'stream' is not supported by the RTL"):
         make_device("rtl", _design("pe=4,simd=8,weight_store=stream"))
+
+
+@pytest.mark.rtl
+def test_onebit_run_on_rtl_gives_the_reference_tokens(capsys):
+    from hostlib.cli import main
+
+    common = ["run", "--design", "pe=8,simd=16,weight_store=onchip", "--max-new-tokens", "3"]
+    assert main([*common, "--device", "reference", "--json"]) == 0
+    reference = json.loads(capsys.readouterr().out)
+    assert main([*common, "--device", "rtl", "--check", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["check"] is True
+    assert result["tokens"] == reference["tokens"]
+    layers = result["device"]["layers"]
+    assert len(layers) == 28
+    for layer in layers:
+        assert layer["board_cycles_per_token"] == layer["predicted_tiles"]
+    assert main([*common, "--device", "rtl"]) == 0
+    assert "cycles per decode token counted by the board" in capsys.readouterr().out
