@@ -230,8 +230,8 @@ class CommandFrontEnd(wiring.Component):
             res_w.addr.eq(res_addr),
             res_w.data.eq(Value.cast(mvu.acc.payload.data)),
         ]
-        # The bytes of a beat, completed by this byte; the shift register is as wide as the
-        # wider beat, so the narrower one sits at its top.
+        # The bytes of a beat, completed by this byte. The shift register is as wide as the
+        # wider beat, so the narrower beat sits at its top.
         word = Cat(shift, byte)[8:]
         word_w = word[8 * (len(word) // 8 - wbb) :]
         word_a = word[8 * (len(word) // 8 - abb) :]

@@ -9,8 +9,8 @@ A frame, request or reply, is
 
 with the CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
 XOR) of the bytes CMD .. the last payload byte. A reply's CMD is the request's command with
-bit 7 set (`REPLY_FLAG`), its SEQ echoes the request's, and its first payload byte is a status
-code (`STATUS_OK` or an error code); the rest of the payload depends on the command.
+bit 7 set (`REPLY_FLAG`), and its SEQ echoes the request's. The first payload byte of a reply
+is a status code (`STATUS_OK` or an error code). The rest of the payload depends on the command.
 """
 
 import binascii
