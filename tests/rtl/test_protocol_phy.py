@@ -118,3 +118,53 @@ def test_icebreaker_bitstream_builds(tmp_path):
     used, total = (int(v) for v in result["utilization"]["ICESTORM_LC"].split("/"))
     assert 0 < used <= total
     assert result["fmax_mhz"] >= result["clock_mhz"]
+
+
+def test_status_request_over_uart_lines():
+    # A host-side UART talks to the board's UART and front end over the two serial lines.
+    frontend = CommandFrontEnd(_design(), 8, 16, timeout_cycles=4096)
+    m = Module()
+    m.submodules.host = host = UART(DIVISOR)
+    m.submodules.board = board = UART(DIVISOR)
+    m.submodules.frontend = frontend
+    m.d.comb += [
+        board.rx_pin.eq(host.tx_pin),
+        host.rx_pin.eq(board.tx_pin),
+        frontend.rx.payload.eq(board.rx.payload),
+        frontend.rx.valid.eq(board.rx.valid),
+        board.rx.ready.eq(frontend.rx.ready),
+        board.tx.payload.eq(frontend.tx.payload),
+        board.tx.valid.eq(frontend.tx.valid),
+        frontend.tx.ready.eq(board.tx.ready),
+    ]
+    request = P.encode_frame(P.CMD_STATUS, 77)
+    reply_bytes = P.HEADER_BYTES + 1 + P.STATUS_BYTES + 2
+    received = []
+
+    async def sender(ctx):
+        for byte in request:
+            ctx.set(host.tx.payload, byte)
+            ctx.set(host.tx.valid, 1)
+            await ctx.tick().until(host.tx.ready)
+        ctx.set(host.tx.valid, 0)
+
+    async def receiver(ctx):
+        ctx.set(host.rx.ready, 1)
+        for _ in range((len(request) + reply_bytes) * DIVISOR * 12 + 200):
+            await ctx.tick()
+            if ctx.get(host.rx.valid):
+                received.append(ctx.get(host.rx.payload))
+            if len(received) == reply_bytes:
+                break
+
+    simulator = Simulator(m)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(sender)
+    simulator.add_testbench(receiver)
+    simulator.run()
+    (reply,) = P.FrameDecoder().feed(bytes(received))
+    assert reply.crc_ok
+    assert (reply.cmd, reply.seq) == (P.CMD_STATUS | P.REPLY_FLAG, 77)
+    assert reply.payload[0] == P.STATUS_OK
+    status = P.BoardStatus.unpack(reply.payload[1:])
+    assert (status.tile_n, status.tile_k, status.pe, status.simd) == (8, 16, 4, 8)
