@@ -107,6 +107,9 @@ def generate_on_device(
     wall_s = time.perf_counter() - start
 
     layers, modelled = modelled_layers(device.stats(), design)
+    modelled["end_to_end"] = end_to_end_decode(
+        model.config, design, context=len(prompt_ids) + max_new_tokens
+    )
     return GenerationResult(
         text=tokenizer.decode(prompt_ids + new_tokens),
         prompt_tokens=prompt_ids,
@@ -170,6 +173,41 @@ def modelled_layers(stats: list[LayerStats], design: sim.Design) -> tuple[list[d
         "scope": "BitLinear layers only; host-side layers are not included",
     }
     return layers, modelled
+
+
+def end_to_end_decode(config, design: sim.Design, *, context: int) -> dict:
+    """Cost one decode token of the whole model on ``design`` with `sim.simulate_model`.
+
+    The checkpoint's configuration becomes a `sim.ModelConfig`, so the host-side parts (the
+    embedding, attention over a KV cache of ``context`` tokens, norms and the LM head) are
+    costed on the board's host processor beside the BitLinear layers, and the design is checked
+    against the board's resources.
+    """
+    model_config = sim.ModelConfig(
+        name="checkpoint",
+        family="bitnet",
+        hidden=config.hidden_size,
+        intermediate=config.intermediate_size,
+        layers=config.num_hidden_layers,
+        heads=config.num_attention_heads,
+        kv_heads=config.num_key_value_heads,
+        vocab=config.vocab_size,
+        tied_embeddings=config.tie_word_embeddings,
+        max_context=config.max_position_embeddings,
+        activation="relu2",
+        source="the loaded checkpoint's config.json",
+    )
+    run = sim.simulate_model(design, model_config, phase="decode", context=context)
+    return {
+        "context": context,
+        "host": run.host,
+        "tokens_per_s": run.tokens_per_s,
+        "accelerator_time_s": run.accelerator_time_s,
+        "host_time_s": run.host_time_s,
+        "energy_j_per_token": run.energy_j_per_token,
+        "fits": run.fits,
+        "fit_problems": list(run.to_dict()["fit"].get("problems", [])),
+    }
 
 
 def _compare_logits(actual: torch.Tensor, expected: torch.Tensor, step: int) -> None:
