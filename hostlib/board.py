@@ -14,6 +14,7 @@ status and length are all correct.
 
 import logging
 import time
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -87,7 +88,8 @@ class BoardDevice(Device):
         self._seq = 0
         self._decoder = P.FrameDecoder()
         self._tiles: list[list[list[bytes]]] = []
-        self._loaded: tuple[int, int, int] | None = None
+        # Which tile each weight slot of the board holds, least recently used first.
+        self._slots: OrderedDict[tuple[int, int, int], int] = OrderedDict()
         self.retried = 0
         self.board_cycles: list[dict] = []
         try:
@@ -165,6 +167,41 @@ class BoardDevice(Device):
             "bitstream"
         )
 
+    def _batch(self, requests: list[tuple[int, bytes, int]]) -> list[bytes] | None:
+        """Send ``requests`` (command, payload, reply length) back to back and return their
+        replies' data, or None if any reply is missing, corrupt or not OK.
+
+        The board executes requests in order, so one write and one wait replace a round trip
+        per request. The caller falls back to `request`, which retries one at a time.
+        """
+        seqs = []
+        frames = []
+        for cmd, payload, _ in requests:
+            self._seq = (self._seq + 1) & 0xFF
+            seqs.append(self._seq)
+            frames.append(P.encode_frame(cmd, self._seq, payload))
+        self.transport.discard_input()
+        self._decoder = P.FrameDecoder()
+        self.transport.write(b"".join(frames))
+        replies: dict[int, P.Frame] = {}
+        deadline = time.monotonic() + self.timeout_s
+        while len(replies) < len(seqs):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            for frame in self._decoder.feed(self.transport.read(min(left, 0.05))):
+                if frame.crc_ok and frame.seq in seqs:
+                    replies[frame.seq] = frame
+        data = []
+        for (cmd, _, reply_len), seq in zip(requests, seqs, strict=True):
+            frame = replies[seq]
+            if frame.cmd != cmd | P.REPLY_FLAG or frame.payload[:1] != bytes([P.STATUS_OK]):
+                return None
+            if len(frame.payload) != 1 + reply_len:
+                return None
+            data.append(frame.payload[1:])
+        return data
+
     def _await(self, cmd: int, seq: int) -> P.Frame | None:
         deadline = time.monotonic() + self.timeout_s
         while True:
@@ -183,7 +220,7 @@ class BoardDevice(Device):
     def reset_board(self) -> None:
         """Clear the board's buffers and counters."""
         self.request(P.CMD_RESET)
-        self._loaded = None
+        self._slots.clear()
 
     # -- Device ---------------------------------------------------------------------------
 
@@ -200,7 +237,7 @@ class BoardDevice(Device):
             for c in range(cols):
                 block = padded[r * unit.n : (r + 1) * unit.n, c * unit.k : (c + 1) * unit.k]
                 words = unit.pack_weights(block)
-                row.append(bytes([0]) + b"".join(w.to_bytes(beat_bytes, "little") for w in words))
+                row.append(b"".join(w.to_bytes(beat_bytes, "little") for w in words))
             tiles.append(row)
         self._tiles.append(tiles)
         self.board_cycles.append({"name": name, "cycles": 0, "decode_cycles": 0, "runs": 0})
@@ -228,9 +265,24 @@ class BoardDevice(Device):
             for c, tile in enumerate(row):
                 for t in range(tokens):
                     act = self._pack_act(x[t, c * unit.k : (c + 1) * unit.k])
-                    cycles += self._run_tile((handle, r, c), tile, act)
-                    data = self.request(P.CMD_READ_RESULTS, reply_len=unit.n * 4)
-                    acc[t, r * unit.n : (r + 1) * unit.n] += np.frombuffer(data, dtype="<i4")
+                    key = (handle, r, c)
+                    replies = None
+                    if key in self._slots:
+                        replies = self._batch(
+                            [
+                                (P.CMD_WRITE_ACT, act, 0),
+                                (P.CMD_RUN, bytes([self._slots[key]]), 4),
+                                (P.CMD_READ_RESULTS, b"", unit.n * 4),
+                            ]
+                        )
+                    if replies is None:
+                        # First use of the tile, or a batch that failed: one request at a time.
+                        replies = [b"", self._run_tile(key, tile, act)]
+                        replies.append(self.request(P.CMD_READ_RESULTS, reply_len=unit.n * 4))
+                    else:
+                        self._slots.move_to_end(key)
+                    cycles += int.from_bytes(replies[1], "little")
+                    acc[t, r * unit.n : (r + 1) * unit.n] += np.frombuffer(replies[2], dtype="<i4")
         record = self.board_cycles[handle]
         record["cycles"] += cycles
         record["runs"] += 1
@@ -239,19 +291,31 @@ class BoardDevice(Device):
             record["decode_calls"] = record.get("decode_calls", 0) + 1
         return torch.from_numpy(acc[:, :n].astype(np.int32))
 
-    def _run_tile(self, key: tuple[int, int, int], tile: bytes, act: bytes) -> int:
-        """Write the tile (unless loaded) and the activations, run; return the board's cycles."""
+    def _slot_for(self, key: tuple[int, int, int], tile: bytes) -> int:
+        """Return the weight slot that holds tile ``key``, writing it into a free or the least
+        recently used slot first."""
+        if key in self._slots:
+            self._slots.move_to_end(key)
+            return self._slots[key]
+        if len(self._slots) < self.board_status.slots:
+            slot = len(self._slots)
+        else:
+            _, slot = self._slots.popitem(last=False)
+        self.request(P.CMD_WRITE_WEIGHTS, bytes([slot]) + tile)
+        self._slots[key] = slot
+        return slot
+
+    def _run_tile(self, key: tuple[int, int, int], tile: bytes, act: bytes) -> bytes:
+        """Write the tile (unless a slot holds it) and the activations, run; return the run
+        reply's data (the board's cycles, 4 bytes)."""
         for _ in range(self.retries + 1):
-            if self._loaded != key:
-                self._loaded = None
-                self.request(P.CMD_WRITE_WEIGHTS, tile)
-                self._loaded = key
+            slot = self._slot_for(key, tile)
             self.request(P.CMD_WRITE_ACT, act)
             try:
-                return int.from_bytes(self.request(P.CMD_RUN, b"\0", reply_len=4), "little")
+                return self.request(P.CMD_RUN, bytes([slot]), reply_len=4)
             except _BuffersLost:
                 self.retried += 1
-                self._loaded = None
+                self._slots.pop(key, None)
         raise BoardError(
             f"the board refused to run after {self.retries + 1} fresh writes of the weights and "
             "activations: it keeps losing its buffers; check the connection"
@@ -309,6 +373,7 @@ def open_virtual_board(
     *,
     tile: tuple[int, int] | None = None,
     timeout_cycles: int = 4096,
+    slots: int = 128,
     transport_wrapper=None,
     **options,
 ) -> BoardDevice:
@@ -328,7 +393,7 @@ def open_virtual_board(
     from rtl.virtual import build_virtual_board
 
     tile_n, tile_k = tile or default_tile(design)
-    frontend = CommandFrontEnd(design, tile_n, tile_k, timeout_cycles=timeout_cycles)
+    frontend = CommandFrontEnd(design, tile_n, tile_k, timeout_cycles=timeout_cycles, slots=slots)
     build = build_virtual_board(frontend)
     transport = PipeTransport(build.command())
     if transport_wrapper is not None:

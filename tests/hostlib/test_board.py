@@ -12,6 +12,7 @@ from hostlib.devices import make_device
 from hostlib.transports import FaultyTransport, PipeTransport, TransportError
 
 TILE = (8, 16)
+SLOTS = 4  # fewer than the 9 tiles of the tiled test, so tiles are evicted and written again
 
 
 def _design(spec="pe=4,simd=8,weight_store=onchip"):
@@ -25,7 +26,7 @@ def _reference(x: torch.Tensor, w: torch.Tensor) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def device():
-    board = open_virtual_board(_design(), tile=TILE, timeout_cycles=256)
+    board = open_virtual_board(_design(), tile=TILE, timeout_cycles=256, slots=SLOTS)
     yield board
     board.close()
 
@@ -60,7 +61,13 @@ def test_faults_are_recovered_without_wrong_results():
         return faults["transport"]
 
     board = open_virtual_board(
-        _design(), tile=TILE, timeout_cycles=256, transport_wrapper=wrap, timeout_s=0.5, retries=8
+        _design(),
+        tile=TILE,
+        timeout_cycles=256,
+        slots=SLOTS,
+        transport_wrapper=wrap,
+        timeout_s=0.5,
+        retries=8,
     )
     try:
         rng = torch.Generator().manual_seed(6)
@@ -83,6 +90,7 @@ def test_board_that_stops_answering_gives_a_clear_error():
             _design(),
             tile=TILE,
             timeout_cycles=256,
+            slots=SLOTS,
             transport_wrapper=lambda t: FaultyTransport(t, drop=1.0),
             timeout_s=0.2,
             retries=1,
@@ -91,7 +99,7 @@ def test_board_that_stops_answering_gives_a_clear_error():
 
 @pytest.mark.rtl
 def test_dead_board_process_gives_a_clear_error(device):
-    board = open_virtual_board(_design(), tile=TILE, timeout_cycles=256)
+    board = open_virtual_board(_design(), tile=TILE, timeout_cycles=256, slots=SLOTS)
     board.transport._process.kill()
     board.transport._process.wait()
     with pytest.raises(TransportError, match="exited with code"):

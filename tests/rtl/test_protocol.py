@@ -67,7 +67,7 @@ def test_encode_frame_rejects(args, message):
 
 
 def test_status_unpack_rejects_length():
-    with pytest.raises(ValueError, match="a status reply holds 22 bytes, got 3"):
+    with pytest.raises(ValueError, match="a status reply holds 24 bytes, got 3"):
         P.BoardStatus.unpack(b"abc")
 
 
