@@ -581,6 +581,9 @@ def _add_rtl_commands(commands) -> None:
             )
         if name == "build":
             step.add_argument("--out", required=True, help="output directory")
+            step.add_argument(
+                "--slots", type=int, default=1, help="weight tiles kept on chip (default: 1)"
+            )
         if name == "synth":
             step.add_argument("--target", choices=("ice40", "ecp5", "xc7"), required=True)
             step.add_argument("--no-pnr", action="store_true", help="skip nextpnr place and route")
@@ -598,7 +601,7 @@ def _rtl_build(args: argparse.Namespace) -> int:
             f"onebit rtl build makes bitstreams for {', '.join(BUILD_BOARDS)} and Vivado projects "
             f"for {', '.join(XILINX_BOARDS)}; got --board {args.board}"
         )
-    frontend = CommandFrontEnd(design, n, k)
+    frontend = CommandFrontEnd(design, n, k, slots=args.slots)
     if args.board in XILINX_BOARDS:
         result = export_xilinx(frontend, args.board, args.out)
         result["note"] = "Verilog, Vivado script and PYNQ description only: Vivado is not run here"

@@ -95,8 +95,9 @@ STATUS_NAMES = {
     ERR_CRC: "CRC mismatch",
     ERR_COMMAND: "unknown command",
     ERR_LENGTH: "payload length wrong for the command",
-    ERR_RANGE: "weight slot out of range",
-    ERR_STATE: "command out of order (run before both writes, or read before a run)",
+    ERR_RANGE: "weight slot out of range (at least the board's slot count)",
+    ERR_STATE: "command out of order (run before its slot and the activations were written, "
+    "or read before a run)",
     ERR_TRUNCATED: "frame truncated (the board timed out waiting for its next byte)",
 }
 

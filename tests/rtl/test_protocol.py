@@ -80,6 +80,10 @@ def test_frontend_rejects_parameters():
         CommandFrontEnd(_design(), TILE_N, TILE_K, timeout_cycles=2)
     with pytest.raises(TypeError, match="timeout_cycles must be an int"):
         CommandFrontEnd(_design(), TILE_N, TILE_K, timeout_cycles=1.5)
+    with pytest.raises(ValueError, match="slots must be in \\[1, 255\\], got 0"):
+        CommandFrontEnd(_design(), TILE_N, TILE_K, slots=0)
+    with pytest.raises(TypeError, match="slots must be an int, got '2'"):
+        CommandFrontEnd(_design(), TILE_N, TILE_K, slots="2")
     big = sim.Design.from_spec("pe=4,simd=8,weight_store=onchip", board="kv260")
     with pytest.raises(ValueError, match="choose a smaller tile"):
         tile_sizes(UnitSpec(big, 512, 1024))
