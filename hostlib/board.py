@@ -1,9 +1,11 @@
 """`BoardDevice`: BitLinear layers run on a board, or on the RTL as a virtual board.
 
 The host speaks the protocol of `rtl.protocol` over a `hostlib.transports.Transport`. A board
-holds one ``tile_n`` x ``tile_k`` weight tile (it says which in its status reply), so the host
-cuts each layer into tiles, zero-padded at the edges, and adds the partial accumulators of a
-row of tiles; zero weights and zero activations add nothing, so the sums are exact.
+computes one ``tile_n`` x ``tile_k`` weight tile at a time and keeps ``slots`` tiles on chip,
+both given in its status reply. The host cuts each layer into tiles, zero-padded at the edges,
+and adds the partial accumulators of a row of tiles. Zero weights and zero activations add
+nothing, so the sums are exact. Tiles go into slots, the least recently used one giving way
+when all are taken.
 
 Reliability: every request waits at most ``timeout_s`` for its reply. A reply that is missing,
 fails its CRC, carries another sequence number or reports an error is answered by sending the
@@ -33,7 +35,7 @@ _DATAPATH_CODES = {"ternary": 0, "xnor": 1}
 
 
 class BoardError(RuntimeError):
-    """The board did not answer correctly after every retry, or it does not match the design."""
+    """The board sent no valid reply after every retry, or it was built for another design."""
 
 
 class _BuffersLost(Exception):
@@ -67,7 +69,8 @@ class BoardDevice(Device):
     Raises
     ------
     BoardError
-        If the board does not answer the status request, or is built for another design.
+        If the board sends no valid reply to the status request, or was built for another
+        design.
     """
 
     def __init__(

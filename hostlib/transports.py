@@ -72,7 +72,7 @@ class PipeTransport(Transport):
         code = self._process.poll()
         if code is not None:
             raise TransportError(
-                f"the board process {self.command[0]} exited with code {code}; it no longer answers"
+                f"the board process {self.command[0]} exited with code {code}, so it cannot reply"
             )
 
     def write(self, data: bytes) -> None:
@@ -185,6 +185,8 @@ class PynqTransport(Transport):
 
     def read(self, timeout: float) -> bytes:
         # The adapter ends each reply with TLAST, so one receive transfer is one reply.
+        # NOTE: never run on a board; the S2MM length register offset (0x58) is from the AXI
+        # DMA register map and is read through a private PYNQ attribute.
         self._dma.recvchannel.transfer(self._receive)
         deadline = time.monotonic() + max(timeout, 0.0)
         while not self._dma.recvchannel.idle:
