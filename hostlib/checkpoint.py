@@ -36,6 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 import kernels
+import sim
 from hostlib.model import BitNetConfig, BitNetForCausalLM
 from hostlib.tokenizer import CharTokenizer
 
@@ -260,6 +261,13 @@ def _resolve(path_or_name) -> Path:
     else:
         raise TypeError(f"checkpoint must be a path or {DEMO!r}, got {type(path_or_name).__name__}")
     if not directory.exists():
+        if isinstance(path_or_name, str) and path_or_name.lower() in sim.MODELS:
+            raise CheckpointError(
+                f"{path_or_name!r} is a model of the simulator's catalogue, for 'onebit simulate' "
+                "and 'onebit explore', not a checkpoint; 'onebit run' needs 'demo' or a "
+                "checkpoint directory (config.json and model.safetensors in the Hugging Face "
+                "BitNet layout, for example a download of microsoft/bitnet-b1.58-2B-4T)"
+            )
         raise CheckpointError(f"{directory} is not a checkpoint: no such file or directory")
     if not directory.is_dir():
         raise CheckpointError(

@@ -690,3 +690,8 @@ def test_error_onebit_tokenizer_too_large(tmp_path):
         CheckpointError, match="onebit.tokenizer has 40 tokens but vocab_size is 37"
     ):
         load_model(tmp_path / "own")
+
+
+def test_load_model_catalogue_name_points_to_simulate():
+    with pytest.raises(CheckpointError, match="'bitnet-2b-4t' is a model of the simulator's"):
+        load_model("bitnet-2b-4t")
