@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return _EXIT_INPUT_ERROR
 
 
+_DESIGN_HELP = (
+    "design fields as k=v,... from: datapath, array, pe, simd, rows, cols, dataflow, "
+    "act_bits, acc_bits, weight_store, weight_format, zero_skip, clock_mhz; "
+    "for example pe=16,simd=64,weight_store=onchip (default: pe=16,simd=64 on a ternary mvu)"
+)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onebit",
@@ -71,16 +78,27 @@ def _build_parser() -> argparse.ArgumentParser:
         "--gemm",
         help="M,N,K: an M x K input times K x N weights (SCALE-Sim's topology convention)",
     )
-    simulate.add_argument("--board", default="kv260", help="board from 'onebit boards'")
-    simulate.add_argument("--design", default=None, help="design fields as k=v,...")
     simulate.add_argument(
-        "--phase", choices=("decode", "prefill"), default="decode", help="with --model"
+        "--board", default="kv260", help="board from 'onebit boards' (default: kv260)"
+    )
+    simulate.add_argument("--design", default=None, help=_DESIGN_HELP)
+    simulate.add_argument(
+        "--phase",
+        choices=("decode", "prefill"),
+        default="decode",
+        help="with --model: one decode token or a prefill of --tokens (default: decode)",
     )
     simulate.add_argument(
-        "--tokens", type=int, default=None, help="prompt tokens of a prefill (with --model)"
+        "--tokens",
+        type=int,
+        default=None,
+        help="with --model --phase prefill: prompt tokens (default: 128)",
     )
     simulate.add_argument(
-        "--context", type=int, default=None, help="KV-cache length for decode (with --model)"
+        "--context",
+        type=int,
+        default=None,
+        help="with --model: KV-cache length of the decode token (default: the model's maximum)",
     )
     simulate.add_argument(
         "--bandwidth",
@@ -103,11 +121,13 @@ def _build_parser() -> argparse.ArgumentParser:
         default="sim",
         help=f"where the BitLinear layers run: {', '.join(DEVICE_NAMES)} (default: sim)",
     )
-    run.add_argument("--board", default="kv260", help="board of the modelled accelerator")
+    run.add_argument(
+        "--board", default="kv260", help="board of the modelled accelerator (default: kv260)"
+    )
     run.add_argument(
         "--design",
         default=None,
-        help="design fields as k=v,... (for example pe=16,simd=64,weight_store=onchip)",
+        help=_DESIGN_HELP + "; the rtl device needs weight_store=onchip, its default there",
     )
     run.add_argument("--prompt", default="ROMEO:", help="text to continue (default: ROMEO:)")
     run.add_argument(
@@ -272,6 +292,13 @@ def _parse_gemm(text: str) -> tuple[int, int, int]:
 
 def _simulate_gemm(args: argparse.Namespace, design: sim.Design) -> int:
     m, n, k = _parse_gemm(args.gemm)
+    for option, value, unset in (
+        ("--phase", args.phase, "decode"),
+        ("--tokens", args.tokens, None),
+        ("--context", args.context, None),
+    ):
+        if value != unset:
+            raise _UsageError(f"{option} applies to --model; a GEMM's sizes are all in --gemm")
     if design.array == "systolic":
         run = sim.simulate_gemm(design, m, n, k, bandwidth_words_per_cycle=args.bandwidth)
         result = {key: value for key, value in dataclasses.asdict(run).items() if key != "out"}
@@ -366,7 +393,11 @@ def _run(args: argparse.Namespace) -> int:
     from hostlib.checkpoint import load_model
     from hostlib.runner import generate_on_device
 
-    design = sim.Design.from_spec(args.design, board=args.board)
+    spec = args.design
+    if args.device == "rtl" and "weight_store" not in (spec or ""):
+        # The generated RTL holds its weights on chip; streaming from DRAM is not built.
+        spec = "weight_store=onchip" + (f",{spec}" if spec else "")
+    design = sim.Design.from_spec(spec, board=args.board)
     model = load_model(args.model)
     for _, layer in model.bitlinear_layers():
         design.check_layer(layer.out_features, layer.in_features)
@@ -418,21 +449,43 @@ def _print_run(result, args: argparse.Namespace) -> None:
     board_layers = result.device.get("layers")
     if board_layers:
         print()
-        print("cycles per decode token counted by the board, and sim's prediction:")
-        print(f"{'layer':<36} {'tiles':>5} {'board':>9} {'sim tiles':>9} {'sim layer':>9}")
+        print(
+            "cycles per decode token counted by the board against sim's prediction; the board "
+            "runs each layer as tiles that fit its matrix-vector unit, so a layer costs the sum "
+            "over its tiles, not the single pass of the table above:"
+        )
+        print(f"{'layer':<36} {'tiles':>5} {'board':>9} {'sim, tiles':>11} {'sim, 1 pass':>12}")
         for layer in board_layers:
             measured = layer["board_cycles_per_token"]
             shown = "-" if measured is None else f"{measured:.0f}"
             print(
                 f"{layer['name']:<36} {layer['tiles']:>5} {shown:>9} "
-                f"{layer['predicted_tiles']:>9} {layer['predicted_layer']:>9}"
+                f"{layer['predicted_tiles']:>11} {layer['predicted_layer']:>12}"
+            )
+        measured = [layer["board_cycles_per_token"] for layer in board_layers]
+        if all(value is not None for value in measured):
+            predicted = sum(layer["predicted_tiles"] for layer in board_layers)
+            print(
+                f"board total: {sum(measured):.0f} cycles/token over the BitLinear layers "
+                f"(sim predicts {predicted} for the same tiles)"
             )
     print()
     print(
-        f"modelled decode: {modelled['tokens_per_s']:.1f} tokens/s, "
-        f"{modelled['cycles_per_token']:.0f} cycles/token, "
-        f"{modelled['energy_j_per_token'] * 1e6:.2f} uJ/token ({modelled['scope']})"
+        f"modelled accelerator: {modelled['cycles_per_token']:.0f} cycles/token, "
+        f"{modelled['tokens_per_s']:.1f} tokens/s and "
+        f"{modelled['energy_j_per_token'] * 1e6:.2f} uJ/token for the BitLinear layers alone"
     )
+    end_to_end = modelled.get("end_to_end")
+    if end_to_end:
+        print(
+            f"modelled end to end: {end_to_end['tokens_per_s']:.1f} tokens/s, "
+            f"{end_to_end['energy_j_per_token'] * 1e6:.2f} uJ/token with the host-side layers "
+            f"on the {end_to_end['host']} host at context {end_to_end['context']}"
+        )
+        if not end_to_end["fits"]:
+            print(f"warning: the design does not fit board {args.board}:")
+            for problem in end_to_end["fit_problems"]:
+                print(f"  {problem}")
     print(
         f"wall clock: {len(result.new_tokens)} tokens in {result.wall_s:.2f} s "
         f"({result.wall_tokens_per_s:.1f} tokens/s on this host)"

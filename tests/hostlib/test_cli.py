@@ -53,7 +53,8 @@ def test_run_human_output(capsys):
     assert main(["run", "--device", "sim", *_FAST]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ROMEO:")
-    assert "modelled decode:" in out
+    assert "modelled accelerator:" in out
+    assert "modelled end to end:" in out
     assert "model.layers.0.self_attn.q_proj" in out
 
 
@@ -65,7 +66,7 @@ def test_run_human_output(capsys):
         (["--max-new-tokens", "100000"], "exceed the model's context"),
         (["--max-new-tokens", "0"], "max_new_tokens must be at least 1, got 0"),
         (["--device", "gpu"], "unknown device 'gpu'"),
-        (["--device", "rtl"], "set weight_store=onchip"),
+        (["--device", "rtl", "--design", "weight_store=stream"], "set weight_store=onchip"),
         (["--device", "serial:/nonexistent/tty"], "cannot open serial port '/nonexistent/tty'"),
         (["--board", "nosuchboard"], "nosuchboard"),
         (["--design", "pe=0"], "pe"),
@@ -197,6 +198,8 @@ def test_simulate_model_prefill_table(capsys):
             "--context applies to decode",
         ),
         (["--model", "demo", "--design", "simd=256"], "simd"),
+        (["--gemm", "1,64,64", "--tokens", "3"], "--tokens applies to --model"),
+        (["--gemm", "1,64,64", "--phase", "prefill"], "--phase applies to --model"),
     ],
 )
 def test_simulate_bad_input(capsys, args, message):
@@ -204,3 +207,19 @@ def test_simulate_bad_input(capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith("onebit: error: ")
     assert message in err
+
+
+def test_run_json_costs_end_to_end(capsys):
+    result = _run_json(capsys, "--device", "reference", *_FAST)
+    end_to_end = result["modelled"]["end_to_end"]
+    assert end_to_end["fits"] is True
+    assert end_to_end["context"] == len(result["prompt_tokens"]) + 6
+    # Host-side layers only add time, so the whole token is slower than its BitLinear layers.
+    assert end_to_end["tokens_per_s"] < result["modelled"]["tokens_per_s"]
+
+
+def test_run_warns_when_design_does_not_fit(capsys):
+    assert main(["run", "--device", "reference", "--board", "icebreaker", *_FAST]) == 0
+    out = capsys.readouterr().out
+    assert "warning: the design does not fit board icebreaker:" in out
+    assert "LUTs: needs" in out
