@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -41,7 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     except MismatchError as error:
         print(f"onebit: check failed: {error}", file=sys.stderr)
         return _EXIT_CHECK_FAILED
-    except (_UsageError, ValueError, TypeError, NotImplementedError, OSError) as error:
+    except sqlite3.Error as error:
+        print(f"onebit: error: the result store cannot be used: {error}", file=sys.stderr)
+        return _EXIT_INPUT_ERROR
+    except (
+        _UsageError,
+        ValueError,
+        TypeError,
+        NotImplementedError,
+        OSError,
+        OverflowError,
+    ) as error:
         print(f"onebit: error: {error}", file=sys.stderr)
         return _EXIT_INPUT_ERROR
 
@@ -615,7 +626,7 @@ def _add_rtl_commands(commands) -> None:
         )
         step.add_argument("--design", default=None, help="design fields as k=v,...")
         step.add_argument(
-            "--layer", default="64x256", help="NxK: output rows by inputs (default: 64x256)"
+            "--layer", default="64x128", help="NxK: output rows by inputs (default: 64x128)"
         )
         step.add_argument("--tokens", type=int, default=1, help="vectors per run (default: 1)")
         if name == "generate":

@@ -111,6 +111,11 @@ def quantize_activations(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, 
     require_finite(x, "activations")
     q_max = 2 ** (bits - 1) - 1
     x32 = x.detach().to(torch.float32)
+    if not bool(torch.isfinite(x32).all()):
+        bad = x[~torch.isfinite(x32)].flatten()[0].item()
+        raise ValueError(
+            f"activations must lie within the float32 range (|x| <= 3.4028235e38), found {bad}"
+        )
     s = q_max / x32.abs().amax(dim=-1, keepdim=True).clamp(min=EPS)
     x_q = torch.clamp(torch.round(x32 * s), -q_max - 1, q_max).to(torch.int8)
     return x_q, s

@@ -30,7 +30,10 @@ import numpy as np
 from sim.design import Design
 from sim.timing import estimate_layer, pipeline_depth
 
-__all__ = ["OUTPUT_BITS", "RTL_DATAPATHS", "RTL_WEIGHT_FORMATS", "UnitSpec"]
+__all__ = ["MAX_TOKENS", "OUTPUT_BITS", "RTL_DATAPATHS", "RTL_WEIGHT_FORMATS", "UnitSpec"]
+
+MAX_TOKENS = 4096
+"""Largest number of vectors per run that a generated unit accepts."""
 
 RTL_DATAPATHS = ("ternary", "xnor")
 """Datapaths the RTL generator builds."""
@@ -110,6 +113,11 @@ class UnitSpec:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
             object.__setattr__(self, name, int(value))
+        if self.tokens > MAX_TOKENS:
+            raise ValueError(
+                f"tokens must be at most {MAX_TOKENS}, got {self.tokens}: the unit keeps a run's "
+                "activation vectors in on-chip memory, whose size grows with tokens"
+            )
         design.check_layer(self.n, self.k)
 
     @property

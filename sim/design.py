@@ -59,6 +59,7 @@ _DEFAULT_FORMATS = {"ternary": "2bit", "xnor": "binary", "lut": "lut2"}
 _DEFAULT_ACT_BITS = {"ternary": 8, "xnor": 1, "lut": 8}
 
 _MAX_ACC_BITS = 32
+_MAX_CLOCK_MHZ = 10_000
 
 
 def _require_int(name: str, value, minimum: int, maximum: int | None = None) -> None:
@@ -196,6 +197,11 @@ class Design:
             )
         if not (math.isfinite(clock) and clock > 0):
             raise ValueError(f"Design.clock_mhz must be positive and finite, got {clock}")
+        if clock > _MAX_CLOCK_MHZ:
+            raise ValueError(
+                f"Design.clock_mhz must be at most {_MAX_CLOCK_MHZ} MHz, got {clock}; "
+                "no FPGA fabric clocks faster"
+            )
         object.__setattr__(self, "clock_mhz", float(clock))
         if self.clock_hz < 1:
             raise ValueError(f"Design.clock_mhz must be at least 1 Hz, got {clock} MHz")

@@ -151,13 +151,12 @@ class ResultStore:
 
     def _open(self) -> None:
         connection = self._connection
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
         tables = {
             row[0]
             for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
         if not tables:
+            self._use_wal()
             self._create()
             return
         if "meta" not in tables:
@@ -183,6 +182,13 @@ class ResultStore:
                 f"onebit evaluates with {self.evaluator!r}; the two would not be comparable, so "
                 "move the file away (or choose another output directory) to start a new store"
             )
+        self._use_wal()
+
+    def _use_wal(self) -> None:
+        # Switching the journal mode writes the file header, so it happens only once the file
+        # is known to be a store of ours (or empty): a rejected file is left byte for byte.
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
 
     def _create(self) -> None:
         columns = ", ".join(

@@ -72,6 +72,7 @@ from sim.design import DATAFLOWS, Design
 __all__ = ["GemmRun", "estimate_gemm", "simulate_gemm", "warm_up"]
 
 _MAX_ACC_BITS = 32
+_MAX_CYCLES = 2**62
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,18 @@ def _check_gemm(design, m, n, k, bandwidth):
             f"{design.act_bits}: a dot product needs {needed} bits (act_bits + K.bit_length())"
         )
 
+    # The engine counts cycles in int64, so a run whose cycles could pass 2**62 is rejected
+    # here, where Python's integers cannot overflow.
+    spatial_rows, spatial_cols, temporal, tau = _fold_model(
+        design.dataflow, design.rows, design.cols, int(m), int(n), int(k)
+    )
+    folds = -(-spatial_rows // design.rows) * -(-spatial_cols // design.cols)
+    if folds * tau >= _MAX_CYCLES:
+        raise ValueError(
+            f"GEMM {m} x {n} x {k} takes about {folds * tau:.3e} cycles on a "
+            f"{design.rows} x {design.cols} array, beyond the simulator's limit of 2**62"
+        )
+
     if bandwidth is None:
         return 0.0
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, int | float):
@@ -269,6 +282,12 @@ def _check_gemm(design, m, n, k, bandwidth):
         )
     if not (math.isfinite(bandwidth) and bandwidth > 0):
         raise ValueError(f"bandwidth_words_per_cycle must be positive and finite, got {bandwidth}")
+    words = folds * (design.rows * design.cols + (design.rows + design.cols) * temporal)
+    if words / bandwidth + folds * tau >= _MAX_CYCLES:
+        raise ValueError(
+            f"bandwidth_words_per_cycle = {bandwidth} makes GEMM {m} x {n} x {k} wait about "
+            f"{words / bandwidth:.3e} cycles for DRAM, beyond the simulator's limit of 2**62"
+        )
     return float(bandwidth)
 
 

@@ -280,3 +280,9 @@ def test_dequantize_output_rejects_convention():
 def test_bitlinear_rejects(w, kwargs, error, message):
     with pytest.raises(error, match=message):
         kernels.bitlinear(torch.ones(1, 3), w, **kwargs)
+
+
+def test_quantize_activations_rejects_beyond_float32():
+    x = torch.tensor([[1e300, -1.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="activations must lie within the float32 range"):
+        kernels.quantize_activations(x)

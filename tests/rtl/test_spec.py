@@ -159,3 +159,9 @@ def test_unpack_accumulators_inverts_packing(pe, row_groups, tokens, seed):
                 word |= (int(acc[t, i * pe + p]) & 0xFFFFFFFF) << (32 * p)
             words.append(word)
     np.testing.assert_array_equal(spec.unpack_accumulators(words), acc.astype(np.int32))
+
+
+def test_unit_spec_rejects_too_many_tokens():
+    design = sim.Design.from_spec("pe=4,simd=8,weight_store=onchip", board="icebreaker")
+    with pytest.raises(ValueError, match="tokens must be at most 4096, got 4097"):
+        UnitSpec(design, 8, 16, tokens=4097)

@@ -256,3 +256,8 @@ def test_tile_bytes_per_format(weight_format, pe, simd, tile_bytes):
     design = make(pe=pe, simd=simd, weight_format=weight_format, datapath=datapath)
     assert design.tile_bytes == tile_bytes
     assert design.weight_bytes(4 * pe, 2 * simd) == 8 * tile_bytes
+
+
+def test_design_rejects_clock_beyond_fabric():
+    with pytest.raises(ValueError, match="Design.clock_mhz must be at most 10000 MHz, got 1e"):
+        sim.Design.from_spec("clock_mhz=1e308", board="kv260")

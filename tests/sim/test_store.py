@@ -206,3 +206,24 @@ def test_export_parquet(tmp_path):
     assert data["decode_time_s"][0] is None
     assert data["clock_mhz"] == rows["clock_mhz"]
     assert pq.read_table(tmp_path / "none.parquet").num_rows == 0
+
+
+def test_rejected_files_left_unchanged(tmp_path):
+    foreign = tmp_path / "foreign.sqlite"
+    connection = sqlite3.connect(foreign)
+    connection.execute("CREATE TABLE users (name TEXT)")
+    connection.execute("INSERT INTO users VALUES ('alice')")
+    connection.commit()
+    connection.close()
+    before = foreign.read_bytes()
+    with pytest.raises(ValueError, match="it has no meta table"):
+        ResultStore(foreign, evaluator="e1")
+    assert foreign.read_bytes() == before
+
+    other_evaluator = tmp_path / "store.sqlite"
+    with ResultStore(other_evaluator, evaluator="e1"):
+        pass
+    before = other_evaluator.read_bytes()
+    with pytest.raises(ValueError, match="holds results of evaluator 'e1'"):
+        ResultStore(other_evaluator, evaluator="e2")
+    assert other_evaluator.read_bytes() == before

@@ -385,3 +385,11 @@ def test_simulate_gemm_rejects_codes_outside_act_bits():
     message = "x_q must hold 4-bit codes in [-8, 7], found values in [-9, 0]"
     with pytest.raises(ValueError, match=re.escape(message)):
         sim.simulate_gemm(design, 2, 2, 3, x_q, np.zeros((3, 2), dtype=np.int8))
+
+
+def test_simulate_gemm_rejects_cycles_beyond_int64():
+    design = sim.Design.from_spec("array=systolic,rows=8,cols=8,dataflow=ws", board="kv260")
+    with pytest.raises(ValueError, match="beyond the simulator's limit of 2\\*\\*62"):
+        sim.simulate_gemm(design, 10**18, 64, 64)
+    with pytest.raises(ValueError, match="bandwidth_words_per_cycle = 1e-300 makes GEMM"):
+        sim.simulate_gemm(design, 4, 64, 64, bandwidth_words_per_cycle=1e-300)
