@@ -4,8 +4,16 @@ Both devices generate the same tokens from the same prompt in one process, one a
 after a warm-up run of each (Numba compilation and caches are not timed). Prints tokens/s of the
 wall clock for each device and the ratio sim / reference.
 
-    .venv/bin/python benchmarks/run.py [--tokens 128] [--repeats 3] [--model demo]
+    .venv/bin/python -m benchmarks.run [--tokens 128] [--repeats 3] [--model demo]
+
+Run it as a module from the repository root: as a script, benchmarks/ would come first on the
+import path, where benchmarks/kernels.py shadows the ``kernels`` package.
 """
+
+import sys
+
+if __name__ == "__main__" and not __package__:
+    sys.exit("run this benchmark as a module from the repository root: python -m benchmarks.run")
 
 import argparse
 import os
