@@ -37,7 +37,7 @@ a board on a serial port, ``pynq`` a Zynq board under PYNQ."""
 
 @dataclass
 class LayerStats:
-    """What a device measured or modelled for one layer, summed over every call to it.
+    """Per-layer figures a device measured or modelled, summed over every call to the layer.
 
     ``cycles``, ``modelled_time_s`` and ``energy_j`` are None on devices that model no hardware.
     ``decode_*`` fields cover only the calls with one token (decode steps).

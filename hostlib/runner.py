@@ -64,7 +64,7 @@ def generate_on_device(
     Raises
     ------
     ValueError
-        If the prompt is empty, holds characters outside the tokenizer, or prompt plus new tokens
+        If the prompt is empty, contains characters outside the tokenizer, or prompt plus new tokens
         exceed the model's context.
     MismatchError
         With ``check=True``, on the first accumulator or logit that differs from the reference.
@@ -178,9 +178,9 @@ def modelled_layers(stats: list[LayerStats], design: sim.Design) -> tuple[list[d
 def end_to_end_decode(config, design: sim.Design, *, context: int) -> dict:
     """Cost one decode token of the whole model on ``design`` with `sim.simulate_model`.
 
-    The checkpoint's configuration becomes a `sim.ModelConfig`, so the host-side parts (the
-    embedding, attention over a KV cache of ``context`` tokens, norms and the LM head) are
-    costed on the board's host processor beside the BitLinear layers, and the design is checked
+    The checkpoint's configuration becomes a `sim.ModelConfig`. The host-side parts are then
+    costed on the board's host processor beside the BitLinear layers: the embedding, attention
+    over a KV cache of ``context`` tokens, the norms and the LM head. The design is also checked
     against the board's resources.
     """
     model_config = sim.ModelConfig(
