@@ -455,8 +455,7 @@ _MODEL_LIST = (
             "tie_word_embeddings false, max_position_embeddings 2048, hidden_act swish."
         ),
     ),
-    # TODO: vocab 65 (the Tiny Shakespeare character set) and untied embeddings are placeholders
-    # until hostlib/data/demo/config.json is shipped; the catalogue test compares the two.
+    # The figures of hostlib/data/demo/config.json; a test compares the two.
     ModelConfig(
         name="demo",
         family="demo",
