@@ -240,6 +240,8 @@ def verify(
     if waves is None:
         waves = os.environ.get(config.WAVES_VARIABLE, "0") not in ("", "0")
     unit = MatrixVectorUnit(design, n, k, tokens=tokens)
+    if checkpoint is not None:
+        _check_checkpoint_slice(Path(checkpoint), unit)
     settings = {
         "design": unit.spec.design.to_spec(),
         "board": unit.spec.design.board.name,
@@ -386,3 +388,19 @@ def measure_speed(design, n: int, k: int, *, simulator: str, runs: int, build_ro
         "build_s": build_s,
         "passed": figures["passed"],
     }
+
+
+def _check_checkpoint_slice(path: Path, unit: MatrixVectorUnit) -> None:
+    """Read the checkpoint slice before any build, so a bad file is rejected as bad input.
+
+    Without this, a file that cannot supply the slice fails inside the simulator and reads as
+    a failed RTL bench.
+    """
+    from safetensors import SafetensorError
+
+    from rtl.bench import checkpoint_slice
+
+    try:
+        checkpoint_slice(path, unit.spec)
+    except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as error:
+        raise ValueError(f"checkpoint {path} cannot supply a layer slice: {error}") from None

@@ -95,3 +95,22 @@ def test_rtl_synth_json(capsys):
     assert resources["dsp"] == 0
     assert result["device"] == "iCE40UP5K"
     assert result["fmax_mhz"] > 0
+
+
+def test_rtl_verify_rejects_slice_wider_than_checkpoint(capsys):
+    # The demo checkpoint's hidden size is 128, so it cannot supply a K = 256 slice; this is
+    # rejected before any simulator is built.
+    status, _, err = run_cli(capsys, "rtl", "verify", "--layer", "64x256")
+    assert status == 2
+    assert "has 128 columns, fewer than K = 256" in err
+
+
+def test_rtl_verify_rejects_corrupt_checkpoint(tmp_path, capsys):
+    (tmp_path / "config.json").write_text('{"hidden_size": 128, "intermediate_size": 384}')
+    corrupt = tmp_path / "model.safetensors"
+    corrupt.write_bytes(b"\x00" * 64)
+    status, _, err = run_cli(
+        capsys, "rtl", "verify", "--layer", "16x64", "--checkpoint", str(corrupt)
+    )
+    assert status == 2
+    assert f"checkpoint {corrupt} cannot supply a layer slice" in err
