@@ -17,6 +17,7 @@ from pathlib import Path
 from rtl import config
 from rtl.generate import TOP_NAME, unit_verilog
 from rtl.mvu import MatrixVectorUnit
+from rtl.spec import UnitSpec
 
 __all__ = [
     "SIMULATORS",
@@ -239,9 +240,9 @@ def verify(
         raise ValueError(f"checkpoint {checkpoint} is not a file")
     if waves is None:
         waves = os.environ.get(config.WAVES_VARIABLE, "0") not in ("", "0")
-    unit = MatrixVectorUnit(design, n, k, tokens=tokens)
     if checkpoint is not None:
-        _check_checkpoint_slice(Path(checkpoint), unit)
+        _check_checkpoint_slice(Path(checkpoint), UnitSpec(design, n, k, tokens=tokens))
+    unit = MatrixVectorUnit(design, n, k, tokens=tokens)
     settings = {
         "design": unit.spec.design.to_spec(),
         "board": unit.spec.design.board.name,
@@ -390,7 +391,7 @@ def measure_speed(design, n: int, k: int, *, simulator: str, runs: int, build_ro
     }
 
 
-def _check_checkpoint_slice(path: Path, unit: MatrixVectorUnit) -> None:
+def _check_checkpoint_slice(path: Path, spec: UnitSpec) -> None:
     """Read the checkpoint slice before any build, so a bad file is rejected as bad input.
 
     Without this, a file that cannot supply the slice fails inside the simulator and reads as
@@ -401,6 +402,6 @@ def _check_checkpoint_slice(path: Path, unit: MatrixVectorUnit) -> None:
     from rtl.bench import checkpoint_slice
 
     try:
-        checkpoint_slice(path, unit.spec)
+        checkpoint_slice(path, spec)
     except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as error:
         raise ValueError(f"checkpoint {path} cannot supply a layer slice: {error}") from None
