@@ -320,7 +320,7 @@ class BoardDevice(Device):
                 self.retried += 1
                 self._slots.pop(key, None)
         raise BoardError(
-            f"the board refused to run after {self.retries + 1} fresh writes of the weights and "
+            f"the board rejected the run after {self.retries + 1} fresh writes of the weights and "
             "activations: it keeps losing its buffers; check the connection"
         )
 

@@ -431,7 +431,7 @@ class _TensorSource:
                         )
                     if listed is not None and name not in listed:
                         raise CheckpointError(
-                            f"{path}: holds tensor {name}, which {INDEX_FILE} does not list"
+                            f"{path}: contains tensor {name}, which {INDEX_FILE} does not list"
                         )
                     self._tensors[name] = handle.get_tensor(name)
                     self.files[name] = path
@@ -460,7 +460,7 @@ class _TensorSource:
             )
         tensor = tensor.to(torch.float32)
         if not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{self.where(name)} holds NaN or infinity")
+            raise CheckpointError(f"{self.where(name)} contains NaN or infinity")
         return tensor
 
 
@@ -512,7 +512,7 @@ def _read_projection(
         ternary = (weight == 0) | (weight == 1) | (weight == -1)
         if not bool(ternary.all()):
             raise CheckpointError(
-                f"{tensors.where(weight_name)} holds non-ternary {weight.dtype} values, but "
+                f"{tensors.where(weight_name)} contains non-ternary {weight.dtype} values, but "
                 "quantization_mode 'offline' needs packed uint8 or ternary codes; latent "
                 "weights need quantization_mode 'online'"
             )

@@ -724,13 +724,16 @@ def simulate_model(
     time_s = accelerator_time + host_time
     total_energy = accelerator_energy + host_energy
     report = fit_report(design, [entry.layer for entry in steps], tokens=tokens)
+    decode_context = None
+    if phase == "decode":
+        decode_context = config.max_context if context is None else context
     return ModelRun(
         model=config.name,
         board=design.board.name,
         phase=phase,
         host=host.name,
         tokens=tokens,
-        context=(config.max_context if context is None else context) if phase == "decode" else None,
+        context=decode_context,
         design=design.to_dict(),
         layers=tuple(entries),
         cycles=sum(entry.cycles for entry in ternary),

@@ -427,7 +427,7 @@ def test_error_offline_with_latent_weights(tmp_path, latent):
     directory = _write(tmp_path / "c", tensors)
     with pytest.raises(
         CheckpointError,
-        match="tensor model.layers.1.self_attn.k_proj.weight in model.safetensors holds "
+        match="tensor model.layers.1.self_attn.k_proj.weight in model.safetensors contains "
         "non-ternary torch.float32 values, but quantization_mode 'offline'",
     ):
         load_model(directory)
@@ -505,7 +505,9 @@ def test_error_nan_float_tensor(tmp_path, latent):
     tensors = _good(tmp_path, latent)
     tensors["model.norm.weight"] = torch.full((32,), float("nan"))
     directory = _write(tmp_path / "c", tensors)
-    with pytest.raises(CheckpointError, match="model.norm.weight in model.safetensors holds NaN"):
+    with pytest.raises(
+        CheckpointError, match="model.norm.weight in model.safetensors contains NaN"
+    ):
         load_model(directory)
 
 

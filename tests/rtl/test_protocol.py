@@ -40,11 +40,14 @@ def test_crc16_matches_bitwise_definition():
 
 def test_frame_round_trip_and_garbage():
     frame = P.encode_frame(P.CMD_RUN, 9, b"\x00")
-    assert frame[0] == P.SYNC and frame[1] == P.CMD_RUN and frame[2] == 9
+    assert frame[0] == P.SYNC
+    assert frame[1] == P.CMD_RUN
+    assert frame[2] == 9
     assert frame[3:5] == b"\x01\x00"
     decoder = P.FrameDecoder()
     frames = decoder.feed(b"\x00\x13" + frame[:4])
-    assert frames == [] and decoder.skipped == 2
+    assert frames == []
+    assert decoder.skipped == 2
     (decoded,) = decoder.feed(frame[4:])
     assert decoded == P.Frame(P.CMD_RUN, 9, b"\x00", True)
     bad = bytearray(frame)
@@ -189,7 +192,8 @@ def test_truncated_frame_times_out_then_board_answers(board):
         bytes([P.ERR_TRUNCATED]),
     )
     (reply,) = _exchange(transport, b"\x00\x11" + P.encode_frame(P.CMD_STATUS, 31))
-    assert reply.seq == 31 and reply.payload[0] == P.STATUS_OK
+    assert reply.seq == 31
+    assert reply.payload[0] == P.STATUS_OK
 
 
 @pytest.mark.rtl
