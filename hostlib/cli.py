@@ -268,18 +268,26 @@ def _boards(args: argparse.Namespace) -> int:
             "onchip_bytes": board.onchip_bytes,
             "dram_bytes_per_s": board.dram_bytes_per_s,
             "dram_bytes": board.dram_bytes,
+            "dram_burst_bytes": board.dram_burst_bytes,
+            "dram_latency_ns": board.dram_latency_ns,
             "clock_mhz": board.clock_mhz,
+            "static_power_w": board.static_power_w,
+            "source": board.source,
         }
         for key, board in sim.BOARDS.items()
     ]
     if args.json:
         print(json.dumps({"boards": rows}))
         return 0
-    print(f"{'name':<12} {'family':<18} {'LUT':>9} {'DSP':>6} {'on-chip MB':>10} {'DRAM GB/s':>10}")
+    print(
+        f"{'name':<12} {'family':<18} {'LUT':>9} {'DSP':>6} {'on-chip MB':>10} "
+        f"{'DRAM GB/s':>10} {'burst B':>8} {'latency ns':>11}"
+    )
     for row in rows:
         print(
             f"{row['name']:<12} {row['family']:<18} {row['lut']:>9} {row['dsp']:>6} "
-            f"{row['onchip_bytes'] / 1e6:>10.2f} {row['dram_bytes_per_s'] / 1e9:>10.1f}"
+            f"{row['onchip_bytes'] / 1e6:>10.2f} {row['dram_bytes_per_s'] / 1e9:>10.1f} "
+            f"{row['dram_burst_bytes']:>8} {row['dram_latency_ns']:>11}"
         )
     return 0
 

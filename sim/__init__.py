@@ -48,7 +48,14 @@ from sim.resources import FitReport, Resources, design_resources, fit_report
 from sim.space import Space, default_space, parse_axis
 from sim.store import ResultStore, design_key
 from sim.systolic import GemmRun, estimate_gemm, simulate_gemm
-from sim.timing import BOUNDS, LayerRun, estimate_layer, load_cycles, pipeline_depth
+from sim.timing import (
+    BOUNDS,
+    LayerRun,
+    estimate_layer,
+    latency_cycles,
+    load_cycles,
+    pipeline_depth,
+)
 
 __all__ = [
     "EVALUATOR",
@@ -101,6 +108,7 @@ __all__ = [
     "LayerRun",
     "estimate_layer",
     "get_board",
+    "latency_cycles",
     "load_cycles",
     "pipeline_depth",
     "prepare_layer",

@@ -2,8 +2,11 @@
 
 `DesignTable` holds N ``mvu`` designs as numpy arrays, one entry per design. `evaluate_layer`
 computes the timing and energy of one layer on all of them at once, with the closed form of
-`sim.timing`; each entry equals what `sim.estimate_layer` returns for that design alone
-(integers exactly, floats to the last bit, because the same operations run in the same order).
+`sim.timing`. For on-chip weights, and for streamed tiles that all take the same transfer
+cycles, or all at most or all at least the T vectors they serve, each entry equals what
+`sim.estimate_layer` returns for that design alone (integers exactly, floats to the last bit,
+because the same operations run in the same order). In the other cases its cycles are a lower
+bound of the engine's, and its time and energy follow from those cycles.
 `evaluate_model` adds up a whole model and checks the fit; `simulate_model` does the same for
 one design, layer by layer, and returns a `ModelRun` with the per-layer entries.
 
@@ -182,6 +185,8 @@ _TABLE_FIELDS = (
     "zero_skip",
     "clock_hz",
     "dram_bytes_per_s",
+    "dram_burst_bytes",
+    "dram_latency_ns",
     "dram_pj_per_bit",
     "static_power_w",
     "lut_inputs",
@@ -201,7 +206,7 @@ class DesignTable:
     codes of `sim.resources.DATAPATH_CODES`, ``acc_bits`` as -1 where the design derives it,
     ``group`` the lookup group g (1 except for ``lut``), ``code_weights`` and ``code_bits`` the
     weight format (`sim.WEIGHT_FORMATS`), ``stream`` and ``zero_skip`` as booleans, and the
-    board's bandwidth, energy, power and capacities (``lut``, ``ff``, ``dsp``,
+    board's bandwidth, burst, latency, energy, power and capacities (``lut``, ``ff``, ``dsp``,
     ``onchip_bytes``, ``dram_bytes``) per design. ``designs`` keeps the `Design` objects and
     ``board_names`` the board of each.
     """
@@ -220,6 +225,8 @@ class DesignTable:
     zero_skip: np.ndarray
     clock_hz: np.ndarray
     dram_bytes_per_s: np.ndarray
+    dram_burst_bytes: np.ndarray
+    dram_latency_ns: np.ndarray
     dram_pj_per_bit: np.ndarray
     static_power_w: np.ndarray
     lut_inputs: np.ndarray
@@ -274,6 +281,8 @@ class DesignTable:
                 # 1 where the board has no DRAM: such designs keep their weights on chip, and
                 # the bandwidth is then never used (it only avoids a division by zero).
                 "dram_bytes_per_s": board.dram_bytes_per_s or 1,
+                "dram_burst_bytes": board.dram_burst_bytes or 1,
+                "dram_latency_ns": board.dram_latency_ns,
                 "dram_pj_per_bit": board.dram_pj_per_bit,
                 "static_power_w": board.static_power_w,
                 "lut_inputs": board.lut_inputs,
@@ -327,14 +336,40 @@ def _accumulator_bits(table: DesignTable, k: int) -> np.ndarray:
     return np.where(table.acc_bits < 0, needed, table.acc_bits)
 
 
+def _stream_loads(table: DesignTable, folds: np.ndarray, tile_bytes: np.ndarray) -> dict:
+    """Return the DRAM figures of each design's streamed tiles, as `sim.timing` defines them.
+
+    Keys: ``latency`` (A), ``first`` (x_0, the transfer of tile 0, which starts on a burst
+    boundary), ``transfer`` (sum x_i) and ``bursts`` (bursts read), all 0 for on-chip weights.
+    """
+    burst, clock, bandwidth = table.dram_burst_bytes, table.clock_hz, table.dram_bytes_per_s
+
+    def transfer(bursts):
+        return -(-(bursts * burst * clock) // bandwidth)
+
+    fewer = -(-tile_bytes // burst)
+    shared = np.gcd(tile_bytes, burst)
+    bursts = -(-(folds * tile_bytes) // burst) + folds - -(-(folds * shared) // burst)
+    longer = bursts - folds * fewer
+    figures = {
+        "latency": -(-(table.dram_latency_ns * clock) // 10**9),
+        "first": transfer(fewer),
+        "transfer": (folds - longer) * transfer(fewer) + longer * transfer(fewer + 1),
+        "bursts": bursts,
+    }
+    return {name: np.where(table.stream, value, 0) for name, value in figures.items()}
+
+
 def evaluate_layer(
     table: DesignTable, n: int, k: int, tokens: int = 1, *, nonzero_fraction: float = 1.0
 ) -> dict:
     """Model one run of an N x K layer over ``tokens`` vectors on every design of ``table``.
 
     The formulas are those of `sim.timing` (see its module docstring): F = (N / PE)(K / SIMD)
-    folds, L = ceil(tile_bytes f / BW) cycles per streamed tile (0 on chip), D the pipeline
-    depth, and cycles = max(L + T F, F L + T) + D. Energy follows `sim.energy.layer_energy_j`.
+    folds, A cycles of DRAM latency and x_i transfer cycles per streamed tile (0 on chip), D the
+    pipeline depth, and cycles = max(A + x_0 + T F, A + sum x_i + T) + D. That equals the
+    engine's schedule where the module docstring says so and bounds it from below elsewhere.
+    Energy follows `sim.energy.layer_energy_j`.
 
     Parameters
     ----------
@@ -378,15 +413,18 @@ def evaluate_layer(
     folds = (n // pe) * (k // simd)
     codes = -(-(pe * simd) // table.code_weights)
     tile_bytes = -(-(codes * table.code_bits) // 8)
-    load = np.where(table.stream, -(-(tile_bytes * table.clock_hz) // table.dram_bytes_per_s), 0)
+    loads = _stream_loads(table, folds, tile_bytes)
     depth = np.where(is_lut, 4 + _bit_length(simd // group - 1), 3 + _bit_length(simd - 1))
     compute = tokens * folds
-    memory = folds * load
-    cycles = np.maximum(load + compute, memory + tokens) + depth
+    memory = loads["latency"] + loads["transfer"]
+    # The two terms of sim.timing's closed form: compute-bound and memory-bound.
+    serial = loads["latency"] + loads["first"] + compute
+    streamed = memory + tokens
+    cycles = np.maximum(serial, streamed) + depth
     time_s = cycles / table.clock_hz
 
     weight_bytes = folds * tile_bytes
-    dram_bytes = np.where(table.stream, weight_bytes, 0)
+    dram_bytes = loads["bursts"] * table.dram_burst_bytes
     lane_ops = np.where(is_lut, tokens * n * (k // group), tokens * n * k)
     fraction = np.where(is_lut, 1.0 - (1.0 - nonzero_fraction) ** group, nonzero_fraction)
     skipped = np.round(lane_ops * fraction).astype(np.int64)
@@ -414,7 +452,7 @@ def evaluate_layer(
         "memory_cycles": memory,
         "stall_cycles": cycles - compute - depth,
         "pipeline_depth": depth,
-        "memory_bound": memory > compute,
+        "memory_bound": streamed > serial,
         "time_s": time_s,
         "energy_j": energy_j,
         "weight_bytes": weight_bytes,
@@ -617,8 +655,9 @@ def simulate_model(
 ) -> ModelRun:
     """Cost one phase of ``model`` on ``design``: every layer, the totals and the fit.
 
-    Ternary layers are costed with `sim.estimate_layer` (the closed form that the engine
-    reproduces cycle for cycle); host layers on the host roofline (see the module docstring).
+    Ternary layers are costed with `sim.estimate_layer`, the engine's timing-only mode, which
+    steps each distinct layer shape fold by fold; host layers on the host roofline (see the
+    module docstring).
 
     Parameters
     ----------
@@ -664,6 +703,7 @@ def simulate_model(
     steps = _phase_steps(config, phase, tokens, context)
 
     entries = []
+    runs_by_shape = {}
     for step in steps:
         layer = step.layer
         if layer.kind == "host":
@@ -685,19 +725,19 @@ def simulate_model(
                 )
             )
             continue
-        try:
-            run = estimate_layer(
-                design,
-                layer.out_features,
-                layer.in_features,
-                step.tokens,
-                nonzero_fraction=nonzero_fraction,
-                check_capacity=False,
-            )
-        except ValueError as error:
-            raise ValueError(
-                f"layer {layer.name!r} ({layer.out_features} x {layer.in_features}): {error}"
-            ) from None
+        # Equal shapes step the same schedule, so each distinct shape is stepped once.
+        shape = (layer.out_features, layer.in_features, step.tokens)
+        run = runs_by_shape.get(shape)
+        if run is None:
+            try:
+                run = estimate_layer(
+                    design, *shape, nonzero_fraction=nonzero_fraction, check_capacity=False
+                )
+            except ValueError as error:
+                raise ValueError(
+                    f"layer {layer.name!r} ({layer.out_features} x {layer.in_features}): {error}"
+                ) from None
+            runs_by_shape[shape] = run
         entries.append(
             ModelLayerRun(
                 name=layer.name,
@@ -775,9 +815,10 @@ def evaluate_model(
         ``accelerator_energy_j``, ``host_energy_j``, ``energy_j``, ``energy_j_per_token``,
         ``dram_bytes_read`` (weights streamed in the phase), and the needs ``lut``, ``ff``,
         ``dsp``, ``onchip_bytes`` and ``dram_bytes`` (weights stored in DRAM). Where
-        ``runs`` is False the timing entries are meaningless. Sums may differ from
-        `simulate_model` in the last bits of floats, because they add in another order;
-        ``cycles``, ``dram_bytes_read`` and the resources are equal exactly.
+        ``runs`` is False the timing entries are meaningless. ``dram_bytes_read`` and the
+        resources equal `simulate_model`'s exactly. ``cycles`` equal them exactly where every
+        layer meets the conditions of `evaluate_layer` and bound them from below elsewhere.
+        Float sums may also differ in the last bits, because they add in another order.
 
     Raises
     ------

@@ -14,9 +14,14 @@ A board without external memory (the iCEBreaker) has ``dram_bytes = 0`` and
 ``dram_bytes_per_s = 0``: only designs that keep the weights on chip can run on it, and
 `sim.Design` rejects ``weight_store="stream"`` there.
 
-Three kinds of figure are not data-sheet values and are marked as estimates: the typical clock
-(a clock that designs of this kind close timing at on the device), the static power and the DRAM
-energy per bit (see `sim.energy` for the sources of the energy figures).
+The DRAM burst (`Board.dram_burst_bytes`) is the bus width times the burst length of the memory
+standard: BL8 for DDR3 and DDR4, BL4 for an HBM2 pseudo channel.
+
+Four kinds of figure are not data-sheet values and are marked as estimates: the typical clock
+(a clock that designs of this kind close timing at on the device), the static power, the DRAM
+energy per bit (see `sim.energy` for the sources of the energy figures) and the DRAM read
+latency (the DRAM's own CAS and activate times plus an allowance for the controller and
+interconnect; no measurement on these boards was available).
 """
 
 import dataclasses
@@ -84,6 +89,12 @@ class Board:
     lut_inputs : int
         Inputs of one LUT: 6 on AMD devices, 4 on Lattice devices. The resource model uses it to
         size multiplexers.
+    dram_burst_bytes : int
+        Bytes of one DRAM burst, the smallest unit a read transfers: the data bus width times
+        the burst length. A weight tile costs every burst it overlaps. 0 without DRAM.
+    dram_latency_ns : int
+        Nanoseconds from a read request of the fabric to the first data returned (an
+        estimate). 0 without DRAM.
     """
 
     name: str
@@ -105,10 +116,13 @@ class Board:
     bram4: int = 0
     spram: int = 0
     lut_inputs: int = 6
+    dram_burst_bytes: int = 0
+    dram_latency_ns: int = 0
 
     def __post_init__(self) -> None:
         counts = ("lut", "ff", "dsp", "bram36", "uram", "bram18", "bram4", "spram")
-        for field in (*counts, "onchip_bytes", "dram_bytes"):
+        dram = ("dram_bytes", "dram_burst_bytes", "dram_latency_ns")
+        for field in (*counts, "onchip_bytes", *dram):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Board.{field} must be an int >= 0, got {value!r}")
@@ -129,6 +143,17 @@ class Board:
                 f"Board.dram_bytes_per_s must be 0 on a board without DRAM (dram_bytes = 0), "
                 f"got {bandwidth!r}"
             )
+        if self.dram_bytes > 0 and self.dram_burst_bytes == 0:
+            raise ValueError(
+                f"Board.dram_burst_bytes must be > 0 when Board.dram_bytes is {self.dram_bytes}, "
+                "got 0"
+            )
+        for field in ("dram_burst_bytes", "dram_latency_ns"):
+            if self.dram_bytes == 0 and getattr(self, field) > 0:
+                raise ValueError(
+                    f"Board.{field} must be 0 on a board without DRAM (dram_bytes = 0), "
+                    f"got {getattr(self, field)!r}"
+                )
         for field in ("clock_mhz", "static_power_w", "dram_pj_per_bit"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
@@ -160,6 +185,11 @@ _CATALOGUE = (
         # 512 MB DDR3, 16-bit bus at 1050 Mb/s per pin: 16 / 8 * 1.05e9 = 2.1 GB/s.
         dram_bytes_per_s=2_100_000_000,
         dram_bytes=512 * 2**20,
+        # DDR3 bursts are 8 transfers (BL8, the PYNQ-Z2 base design's PCW_UIPARAM_DDR_BL) of the
+        # 16-bit bus: 16 bytes. The latency is an estimate: CL 7 at 525 MHz (13.3 ns) and tRCD
+        # 13.1 ns in the DRAM, the rest in the PS memory controller and interconnect.
+        dram_burst_bytes=16,
+        dram_latency_ns=200,
         clock_mhz=100.0,
         static_power_w=0.2,
         dram_pj_per_bit=energy.DDR_PJ_PER_BIT,
@@ -181,6 +211,11 @@ _CATALOGUE = (
         # 4 GB DDR4, 64-bit bus at 2400 Mb/s per pin: 8 * 2.4e9 = 19.2 GB/s.
         dram_bytes_per_s=19_200_000_000,
         dram_bytes=4 * _GIB,
+        # DDR4 bursts are 8 transfers (BL8) of the 64-bit bus: 64 bytes. The latency is an
+        # estimate: CL 16 and tRCD 16 of DDR4-2400 (13.3 ns each) in the DRAM, the rest in the
+        # PS memory controller and the HP port.
+        dram_burst_bytes=64,
+        dram_latency_ns=180,
         clock_mhz=300.0,
         static_power_w=1.5,
         dram_pj_per_bit=energy.DDR_PJ_PER_BIT,
@@ -201,6 +236,11 @@ _CATALOGUE = (
         # design that clocks the memory lower streams proportionally slower.
         dram_bytes_per_s=19_200_000_000,
         dram_bytes=2 * _GIB,
+        # DDR4 bursts are 8 transfers (BL8) of the 64-bit bus: 64 bytes. The latency is an
+        # estimate: CL 16 and tRCD 16 of DDR4-2400 (13.3 ns each) in the DRAM, the rest in the
+        # PS memory controller and the HP port.
+        dram_burst_bytes=64,
+        dram_latency_ns=180,
         clock_mhz=300.0,
         static_power_w=2.0,
         dram_pj_per_bit=energy.DDR_PJ_PER_BIT,
@@ -223,6 +263,10 @@ _CATALOGUE = (
         # DDR4 at 38 GB/s is not used for weights).
         dram_bytes_per_s=460_000_000_000,
         dram_bytes=8 * _GIB,
+        # HBM2 pseudo channels are 64 bits wide with bursts of 4 transfers (BL4): 32 bytes.
+        # The latency is an estimate for a read through the HBM controller's AXI port.
+        dram_burst_bytes=32,
+        dram_latency_ns=120,
         clock_mhz=300.0,
         static_power_w=20.0,
         dram_pj_per_bit=energy.HBM2_PJ_PER_BIT,
@@ -244,6 +288,10 @@ _CATALOGUE = (
         # 16 GB HBM2: 32 pseudo channels of 14.375 GB/s, 460 GB/s in all.
         dram_bytes_per_s=460_000_000_000,
         dram_bytes=16 * _GIB,
+        # HBM2 pseudo channels are 64 bits wide with bursts of 4 transfers (BL4): 32 bytes.
+        # The latency is an estimate for a read through the HBM controller's AXI port.
+        dram_burst_bytes=32,
+        dram_latency_ns=120,
         clock_mhz=300.0,
         static_power_w=20.0,
         dram_pj_per_bit=energy.HBM2_PJ_PER_BIT,
@@ -301,6 +349,13 @@ _CATALOGUE = (
         # timing there streams proportionally faster.
         dram_bytes_per_s=200_000_000,
         dram_bytes=32 * _MIB,
+        # SDRAM bursts are programmable (1, 2, 4, 8 or a full page); 8 transfers of the 16-bit
+        # bus give 16 bytes. The latency is an estimate: tRCD 15 to 18 ns and CAS latency 3 at
+        # 100 MHz (30 ns) in the SDRAM, and a few controller cycles.
+        # NOTE: LiteDRAM's SDR controller reads single transfers (2 bytes); with it, bursts are
+        # smaller than modelled here.
+        dram_burst_bytes=16,
+        dram_latency_ns=70,
         clock_mhz=100.0,
         static_power_w=0.1,
         dram_pj_per_bit=energy.DDR_PJ_PER_BIT,

@@ -2,8 +2,9 @@
 
 A layer is prepared once (`prepare_layer`: checked, cut into fold tiles, held by the returned
 `LayerProgram`) and then run any number of times (`run_layer`). Each run computes the exact int32
-accumulators and steps the double-buffered weight schedule that `sim.timing` describes, fold by
-fold, so its cycles are an independent check of the closed form.
+accumulators and steps the double-buffered weight schedule that `sim.timing` describes (DRAM
+bursts, latency and buffer slots), fold by fold; `sim.evaluate_layer`'s closed form is checked
+against it.
 
 Each datapath computes the dot products the way its lanes do, and all three give the exact
 integer result:
@@ -33,9 +34,9 @@ from sim.timing import (
     WEIGHT_BUFFERS,
     LayerRun,
     lane_operations,
-    load_cycles,
     make_run,
-    pipeline_depth,
+    schedule_cycles,
+    stream_schedule,
 )
 
 __all__ = ["LayerProgram", "prepare_layer", "run_layer", "warm_up"]
@@ -119,28 +120,6 @@ def _lut_accumulate(codes, x, digits):
     return acc
 
 
-@njit(**JIT_OPTIONS)
-def _stream_schedule(folds, tokens, load, depth, buffers):
-    """Return the cycle at which the last result leaves the pipeline.
-
-    Fold f waits for its tile (loaded in ``load`` cycles) and for fold f - 1 to finish; the
-    load of tile f waits for the previous load and for its buffer slot, freed when fold
-    f - ``buffers`` finishes computing. With ``load = 0`` (weights on chip) no fold ever waits.
-    """
-    compute_end = np.zeros(folds, dtype=np.int64)
-    load_end = 0
-    previous_end = 0
-    for f in range(folds):
-        load_start = load_end
-        if f >= buffers and compute_end[f - buffers] > load_start:
-            load_start = compute_end[f - buffers]
-        load_end = load_start + load
-        start = previous_end if previous_end > load_end else load_end
-        previous_end = start + tokens
-        compute_end[f] = previous_end
-    return previous_end + depth
-
-
 @dataclass(frozen=True, eq=False)
 class LayerProgram:
     """A layer prepared for the engine: the design, the weight tiles and the fixed timing.
@@ -169,8 +148,6 @@ class LayerProgram:
     tiles: np.ndarray
     nonzero: int
     _operands: np.ndarray
-    _load: int
-    _depth: int
     _act_min: int
     _act_max: int
 
@@ -248,8 +225,6 @@ def prepare_layer(design: Design, w_q: np.ndarray, name: str = "") -> LayerProgr
         tiles=tiles,
         nonzero=nonzero,
         _operands=operands,
-        _load=load_cycles(design),
-        _depth=pipeline_depth(design),
         _act_min=-act_max - 1,
         _act_max=act_max,
     )
@@ -331,7 +306,7 @@ def run_layer(program: LayerProgram, x_q: np.ndarray) -> LayerRun:
     else:
         acc = _mvu_accumulate(program._operands, x_q)
     folds = program.tiles.shape[0] * program.tiles.shape[1]
-    cycles = _stream_schedule(folds, tokens, program._load, program._depth, WEIGHT_BUFFERS)
+    cycles = schedule_cycles(design, folds, tokens)
     every_op = lane_operations(design, program.n, program.k, tokens)
     lane_ops = tokens * program.nonzero if design.zero_skip else every_op
     return make_run(
@@ -353,4 +328,4 @@ def warm_up() -> None:
     _mvu_accumulate(tiles, x)
     _xnor_accumulate(tiles.astype(np.uint8), x.astype(np.uint8))
     _lut_accumulate(tiles.astype(np.uint8), x, _lut_digits(1))
-    _stream_schedule(1, 1, 0, 0, WEIGHT_BUFFERS)
+    stream_schedule(1, 1, 0, 1, 1, 1, 0, 0, WEIGHT_BUFFERS)

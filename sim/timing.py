@@ -1,4 +1,4 @@
-"""The timing model of an ``mvu`` layer, in closed form, and `LayerRun`, its result.
+"""The timing model of an ``mvu`` layer: its fold schedule, and `LayerRun`, its result.
 
 The three datapaths (``ternary``, ``xnor``, ``lut``) share the fold schedule below. They differ
 in the pipeline depth (`pipeline_depth`), the bytes of a weight tile (the weight format) and the
@@ -17,32 +17,60 @@ With ``weight_store="onchip"`` the tiles are read from BRAM/URAM and the run tak
 T F + D cycles, D being the pipeline depth (`pipeline_depth`).
 
 With ``weight_store="stream"`` the tiles come from DRAM on every run into a double buffer, so
-the load of tile i + 1 overlaps the compute of tile i. A load starts only once its buffer slot
-is free, that is once tile i - 1 has been computed. A tile of B bytes takes L = ceil(B f / BW)
-cycles at clock f and bandwidth BW. Solving that schedule gives
+the load of tile i + 1 overlaps the compute of tile i. The weights lie in DRAM tile after tile,
+B bytes each, and DRAM transfers whole bursts of S bytes (`sim.Board.dram_burst_bytes`): tile i
+covers bytes [i B, (i + 1) B) and costs every burst it overlaps, n_i = ceil((o_i + B) / S)
+bursts with o_i = i B mod S, so a burst shared by two tiles is read for both. Its transfer
+takes x_i = ceil(n_i S f / BW) cycles at clock f and bandwidth BW. The run reads the layer as
+one sequential stream: its first data arrives A = ceil(latency f) cycles after the start
+(`sim.Board.dram_latency_ns`), and the DMA keeps its requests in flight from then on, so the
+latency is not paid again. A transfer starts when the previous one has ended and its buffer slot
+is free (fold i - 2 computed); a fold starts when its tile has arrived and the previous fold has
+finished. `sim.run_layer` and `estimate_layer` step this schedule fold by fold
+(`stream_schedule`).
 
-    cycles = max(L + T F, F L + T) + D
+With F folds, T vectors per tile and transfer cycles summing to M, the closed form of
+`sim.evaluate_layer` is
 
-the first term when L <= T (compute-bound: only the first load is exposed), the second when
-L > T (memory-bound: the loads run back to back and only the last fold's compute is exposed).
-`sim.run_layer` steps the same schedule fold by fold, so the two agree exactly.
+    cycles = max(A + x_0 + T F, A + M + T) + D
 
-Limits of this first model, each a simplification of the hardware: DRAM delivers its peak
-bandwidth from the first byte (no burst granularity, latency or refresh), activation and result
-transfers are not counted, and zero-skipping does not shorten the schedule.
+the first term when the array is compute-bound (only the first load is exposed), the second
+when it is memory-bound (the transfers run back to back and only the last fold's compute is
+exposed). It is a lower bound of the stepped schedule in every case. Fold 0 waits for its tile
+and the folds run one after the other, which gives the first term. The DRAM sends the tiles one
+after the other and the last fold follows its tile, which gives the second. It equals the
+schedule when all tiles cost the same transfer cycles (as when S divides B or B divides S), and
+for any tiles when every x_i <= T or every x_i >= T; the tests check both over a grid of cases.
+In the remaining cases (tiles of unequal bursts near the balance of compute and memory) a fold
+may wait for a slow tile after the array ran ahead, so the closed form is only a bound.
+
+Limits of this model, each a simplification of the hardware: the DRAM has one latency and a
+constant bandwidth (no page misses, bank conflicts or refresh), activation and result transfers
+are not counted, and zero-skipping does not shorten the schedule.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from sim import energy
+from sim.config import JIT_OPTIONS
 from sim.design import Design
 
-__all__ = ["BOUNDS", "LayerRun", "estimate_layer", "load_cycles", "pipeline_depth"]
+__all__ = [
+    "BOUNDS",
+    "LayerRun",
+    "estimate_layer",
+    "latency_cycles",
+    "load_cycles",
+    "pipeline_depth",
+    "stream_schedule",
+]
 
 BOUNDS = ("compute", "memory")
-"""The values of `LayerRun.bound`."""
+"""The values of `LayerRun.bound`: the larger term of the schedule's closed form."""
 
 WEIGHT_BUFFERS = 2
 """Weight tile buffers between DRAM and the lanes: double buffering."""
@@ -65,13 +93,15 @@ class LayerRun:
     compute_cycles : int
         Cycles the array issues work: T F.
     memory_cycles : int
-        Cycles the DRAM spends streaming the weight tiles: F L (0 for on-chip weights).
+        Cycles of the weight loads back to back: one latency A plus the transfer cycles of all
+        F tiles (0 for on-chip weights).
     stall_cycles : int
         Cycles the array waits for weights: ``cycles - compute_cycles - pipeline_depth``.
     pipeline_depth : int
         Cycles from a fold's issue to its result in the accumulators.
     bound : {"compute", "memory"}
-        ``"memory"`` when streaming the weights takes longer than computing on them.
+        ``"memory"`` when the memory term of the schedule's closed form, A + M + T, exceeds the
+        compute term, A + x_0 + T F (module docstring); ``"compute"`` otherwise.
     time_s : float
         ``cycles`` at the design's clock.
     energy_j : float
@@ -79,7 +109,8 @@ class LayerRun:
     weight_bytes : int
         Bytes of the layer's weights in the design's weight format.
     dram_bytes : int
-        Bytes read from DRAM in this run: ``weight_bytes`` when streamed, 0 on chip.
+        Bytes read from DRAM in this run: every burst the tiles overlap, so at least
+        ``weight_bytes`` when streamed; 0 on chip.
     """
 
     name: str
@@ -123,15 +154,102 @@ def pipeline_depth(design: Design) -> int:
     return 3 + tree_levels
 
 
-def load_cycles(design: Design) -> int:
-    """Return the cycles L to stream one weight tile from DRAM (0 for on-chip weights).
+def latency_cycles(design: Design) -> int:
+    """Return the cycles A from a tile's read request to its first data (0 for on-chip weights).
 
-    L = ceil(tile_bytes * f / BW), in integers: f is the clock in Hz and BW the board's DRAM
-    bandwidth in bytes per second.
+    A = ceil(latency f), in integers: the board's ``dram_latency_ns`` at the clock f in Hz.
     """
     if design.weight_store == "onchip":
         return 0
-    return -(-(design.tile_bytes * design.clock_hz) // design.board.dram_bytes_per_s)
+    return -(-(design.board.dram_latency_ns * design.clock_hz) // 10**9)
+
+
+def load_cycles(design: Design) -> int:
+    """Return the transfer cycles of a tile that starts on a burst boundary (0 on chip).
+
+    That is x = ceil(n S f / BW) with n = ceil(B / S) bursts of S bytes for a B-byte tile, f the
+    clock in Hz and BW the DRAM bandwidth in bytes per second; the latency is not included. A
+    tile that starts inside a burst may cost one burst more, see the module docstring.
+    """
+    if design.weight_store == "onchip":
+        return 0
+    burst = design.board.dram_burst_bytes
+    bursts = -(-design.tile_bytes // burst)
+    return _transfer_cycles(bursts * burst, design.clock_hz, design.board.dram_bytes_per_s)
+
+
+def _transfer_cycles(size: int, clock_hz: int, bandwidth: int) -> int:
+    return -(-(size * clock_hz) // bandwidth)
+
+
+def stream_totals(design: Design, folds: int) -> tuple[int, int]:
+    """Return the bursts that F folds read from DRAM and their transfer cycles M, summed.
+
+    Tile i starts at byte offset i B mod S, so F tiles read ceil(F B / S) bursts plus one for
+    each tile that starts inside a burst: F - ceil(F g / S) of them, g = gcd(B, S). Each tile
+    reads n = ceil(B / S) bursts or n + 1, which gives M without stepping the tiles. Both are
+    0 for on-chip weights.
+    """
+    if design.weight_store == "onchip":
+        return 0, 0
+    tile, burst = design.tile_bytes, design.board.dram_burst_bytes
+    shared = math.gcd(tile, burst)
+    bursts = -(-(folds * tile) // burst) + folds - -(-(folds * shared) // burst)
+    fewer = -(-tile // burst)
+    longer = bursts - folds * fewer
+    clock, bandwidth = design.clock_hz, design.board.dram_bytes_per_s
+    cycles = (folds - longer) * _transfer_cycles(fewer * burst, clock, bandwidth)
+    cycles += longer * _transfer_cycles((fewer + 1) * burst, clock, bandwidth)
+    return bursts, cycles
+
+
+@njit(**JIT_OPTIONS)
+def stream_schedule(folds, tokens, tile, burst, clock_hz, bandwidth, latency, depth, buffers):
+    """Return the cycle at which the last result leaves the pipeline, stepping fold by fold.
+
+    Tile f of ``tile`` bytes costs the bursts of ``burst`` bytes it overlaps, transferred at
+    ``bandwidth`` bytes per second. The first transfer starts after ``latency`` cycles; each
+    later one when the previous has ended and fold f - ``buffers`` has freed its slot. Fold f
+    starts when its tile has arrived and fold f - 1 has finished. With ``tile = 0`` (weights on
+    chip) and ``latency = 0`` no fold ever waits. All arguments are ints; ``burst`` and
+    ``bandwidth`` must be positive.
+    """
+    compute_end = np.zeros(buffers, dtype=np.int64)
+    load_end = latency
+    previous_end = 0
+    for f in range(folds):
+        offset = (f * tile) % burst
+        size = (offset + tile + burst - 1) // burst * burst
+        transfer = (size * clock_hz + bandwidth - 1) // bandwidth
+        if f >= buffers and compute_end[f % buffers] > load_end:
+            load_end = compute_end[f % buffers]
+        load_end += transfer
+        start = previous_end if previous_end > load_end else load_end
+        previous_end = start + tokens
+        compute_end[f % buffers] = previous_end
+    return previous_end + depth
+
+
+def schedule_cycles(design: Design, folds: int, tokens: int) -> int:
+    """Return the cycles of a run of ``folds`` tiles over ``tokens`` vectors, stepped."""
+    if design.weight_store == "onchip":
+        tile, burst, bandwidth = 0, 1, 1
+    else:
+        tile = design.tile_bytes
+        burst = design.board.dram_burst_bytes
+        bandwidth = design.board.dram_bytes_per_s
+    cycles = stream_schedule(
+        folds,
+        tokens,
+        tile,
+        burst,
+        design.clock_hz,
+        bandwidth,
+        latency_cycles(design),
+        pipeline_depth(design),
+        WEIGHT_BUFFERS,
+    )
+    return int(cycles)
 
 
 def estimate_layer(
@@ -145,8 +263,8 @@ def estimate_layer(
 ) -> LayerRun:
     """Model one run of an N x K layer over ``tokens`` vectors from the shapes alone.
 
-    This is the timing-only mode: the result is that of `sim.run_layer` without the outputs.
-    Cycles, stalls and the bound are equal to the engine's in every case the model covers.
+    This is the engine's timing-only mode: it steps the same fold schedule as `sim.run_layer`
+    and returns the same result without the outputs.
 
     Parameters
     ----------
@@ -187,9 +305,7 @@ def estimate_layer(
         raise ValueError(f"nonzero_fraction must be between 0 and 1, got {nonzero_fraction}")
 
     folds = (n // design.pe) * (k // design.simd)
-    load = load_cycles(design)
-    depth = pipeline_depth(design)
-    cycles = max(load + tokens * folds, folds * load + tokens) + depth
+    cycles = schedule_cycles(design, folds, tokens)
     lane_ops = lane_operations(design, n, k, tokens)
     if design.zero_skip:
         if design.datapath == "lut":
@@ -241,9 +357,10 @@ def make_run(
     folds = (n // design.pe) * (k // design.simd)
     depth = pipeline_depth(design)
     compute = tokens * folds
-    memory = folds * load_cycles(design)
+    bursts, transfer = stream_totals(design, folds)
+    memory = latency_cycles(design) + transfer
     weight_bytes = design.weight_bytes(n, k)
-    dram_bytes = weight_bytes if design.weight_store == "stream" else 0
+    dram_bytes = bursts * design.board.dram_burst_bytes
     time_s = cycles / design.clock_hz
     energy_j = energy.layer_energy_j(
         tokens=tokens,
@@ -270,7 +387,7 @@ def make_run(
         memory_cycles=memory,
         stall_cycles=int(cycles) - compute - depth,
         pipeline_depth=depth,
-        bound="memory" if memory > compute else "compute",
+        bound="memory" if transfer + tokens > load_cycles(design) + compute else "compute",
         time_s=time_s,
         energy_j=energy_j,
         weight_bytes=weight_bytes,

@@ -93,6 +93,9 @@ def test_board_to_dict_is_complete():
         ("lut_inputs", 5, "Board.lut_inputs must be 4 or 6, got 5"),
         ("static_power_w", -1.0, "Board.static_power_w must be a number >= 0, got -1.0"),
         ("clock_mhz", 0.0, "Board.clock_mhz must be > 0, got 0.0"),
+        ("dram_burst_bytes", 0, "Board.dram_burst_bytes must be > 0 when Board.dram_bytes is"),
+        ("dram_burst_bytes", -64, "Board.dram_burst_bytes must be an int >= 0, got -64"),
+        ("dram_latency_ns", 1.5, "Board.dram_latency_ns must be an int >= 0, got 1.5"),
     ],
 )
 def test_board_validation(field, value, message):
@@ -104,3 +107,21 @@ def test_board_without_dram_has_no_bandwidth():
     message = "Board.dram_bytes_per_s must be 0 on a board without DRAM (dram_bytes = 0), got 5"
     with pytest.raises(ValueError, match=re.escape(message)):
         dataclasses.replace(sim.BOARDS["icebreaker"], dram_bytes_per_s=5)
+
+
+@pytest.mark.parametrize("field", ["dram_burst_bytes", "dram_latency_ns"])
+def test_board_without_dram_has_no_burst_or_latency(field):
+    message = f"Board.{field} must be 0 on a board without DRAM (dram_bytes = 0), got 8"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(sim.BOARDS["icebreaker"], **{field: 8})
+
+
+def test_dram_bursts_follow_memory_standard():
+    # Bus width times burst length: DDR3/DDR4 BL8 on a 16- or 64-bit bus, HBM2 BL4 on a 64-bit
+    # pseudo channel, SDR SDRAM BL8 on a 16-bit bus.
+    expected = {"pynq-z2": 16, "kv260": 64, "zcu104": 64, "u280": 32, "u55c": 32, "ulx3s": 16}
+    for name, burst in expected.items():
+        assert sim.BOARDS[name].dram_burst_bytes == burst, name
+        assert 10 <= sim.BOARDS[name].dram_latency_ns <= 1000, name
+    assert sim.BOARDS["icebreaker"].dram_burst_bytes == 0
+    assert sim.BOARDS["icebreaker"].dram_latency_ns == 0

@@ -1,5 +1,6 @@
 import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -24,24 +25,42 @@ def reference(x_q, w_q):
     return kernels.ternary_matmul(torch.from_numpy(x_q), torch.from_numpy(w_q)).numpy()
 
 
-def expected_cycles(design, n, k, tokens):
-    """The double-buffered schedule's closed form, derived independently of sim/.
+def tile_bytes_of(design):
+    """Bytes of a PE x SIMD tile, from the format's bits per weight, computed here independently."""
+    bits = {"binary": 1, "lut2": 2, "lut3": 5 / 3, "2bit": 2, "base3": 8 / 5}
+    return math.ceil(design.pe * design.simd * bits[design.weight_format] / 8)
 
-    Folds F, tile load L cycles, T vectors, pipeline depth D = 3 + ceil(log2 simd):
-    compute-bound (L <= T) F T + L + D, memory-bound F L + T + D.
+
+def expected_schedule(design, n, k, tokens):
+    """Step the double-buffered weight schedule event by event, derived independently of sim/.
+
+    Returns (cycles, load cycles back to back, DRAM bytes). Tile i occupies bytes
+    [i B, (i + 1) B) and DRAM reads every S-byte burst that range touches; the transfer takes
+    its bytes over the bandwidth, rounded up to whole cycles. The layer is one sequential read
+    whose first data arrives a latency after the start; each later transfer waits for the
+    previous one and for fold i - 2 to free its buffer.
     """
     folds = (n // design.pe) * (k // design.simd)
-    depth = 3 + math.ceil(math.log2(design.simd))
+    depth = expected_depth(design)
     if design.weight_store == "onchip":
-        return folds * tokens + depth, 0
-    tile_bytes = math.ceil(
-        design.pe * design.simd * {"base3": 8 / 5}.get(design.weight_format, 2) / 8
-    )
-    seconds = tile_bytes / design.board.dram_bytes_per_s
-    load = math.ceil(round(seconds * design.clock_mhz * 1e6, 9))
-    if load <= tokens:
-        return folds * tokens + load + depth, load
-    return folds * load + tokens + depth, load
+        return folds * tokens + depth, 0, 0
+    board = design.board
+    clock = Fraction(design.clock_mhz) * 10**6
+    tile, burst = tile_bytes_of(design), board.dram_burst_bytes
+    latency = math.ceil(Fraction(board.dram_latency_ns, 10**9) * clock)
+    fold_ends, total_transfer, total_bytes = [], 0, 0
+    load_end = latency
+    for i in range(folds):
+        first_burst, last_burst = i * tile // burst, ((i + 1) * tile - 1) // burst
+        size = (last_burst - first_burst + 1) * burst
+        transfer = math.ceil(Fraction(size, board.dram_bytes_per_s) * clock)
+        slot_free = fold_ends[i - 2] if i >= 2 else 0
+        load_end = max(load_end, slot_free) + transfer
+        start = max(fold_ends[-1] if fold_ends else 0, load_end)
+        fold_ends.append(start + tokens)
+        total_transfer += transfer
+        total_bytes += size
+    return fold_ends[-1] + depth, latency + total_transfer, total_bytes
 
 
 SHAPES = [
@@ -105,11 +124,12 @@ def test_non_contiguous_activations():
     np.testing.assert_array_equal(sim.run_layer(program, strided).acc, reference(strided, w_q))
 
 
-# Boards and parallelism chosen so that each bound is hit: a 256-byte tile (pe=16, simd=64,
-# 2-bit) takes 4 cycles at 300 MHz from 19.2 GB/s (KV260) and 1 cycle from 460 GB/s (U280); a
-# 2048-byte tile (pe=128) takes 2 cycles on the U280; 26 bytes (128 base3 weights) take 2 cycles
-# at 100 MHz from 2.1 GB/s (Pynq-Z2). The array is memory-bound when a tile takes more cycles
-# than the T vectors it serves.
+# Boards and parallelism chosen so that each bound is hit. A 256-byte tile (pe=16, simd=64,
+# 2-bit) is 4 DDR4 bursts of 64 bytes and takes 4 cycles at 300 MHz from 19.2 GB/s (KV260), 1
+# cycle from 460 GB/s (U280); a 2048-byte tile (pe=128) takes 2 cycles on the U280. 26 bytes
+# (128 base3 weights) cover 2 or 3 DDR3 bursts of 16 bytes, 2 or 3 cycles at 100 MHz from
+# 2.1 GB/s (Pynq-Z2), so those tiles differ and the closed form is only a bound there. The
+# array is memory-bound when the tiles take more cycles than the T vectors they serve.
 TIMING_CASES = [
     ("kv260", {"pe": 16, "simd": 64}, 384, 128, 1, "memory"),
     ("kv260", {"pe": 16, "simd": 64}, 384, 128, 4, "compute"),
@@ -119,7 +139,8 @@ TIMING_CASES = [
     ("u280", {"pe": 128, "simd": 64}, 384, 128, 1, "memory"),
     ("pynq-z2", {"pe": 2, "simd": 8, "clock_mhz": 100.0}, 16, 32, 1, "compute"),
     ("pynq-z2", {"pe": 4, "simd": 32, "weight_format": "base3"}, 64, 128, 1, "memory"),
-    ("pynq-z2", {"pe": 4, "simd": 32, "weight_format": "base3"}, 64, 128, 2, "compute"),
+    ("pynq-z2", {"pe": 4, "simd": 32, "weight_format": "base3"}, 64, 128, 2, "memory"),
+    ("pynq-z2", {"pe": 4, "simd": 32, "weight_format": "base3"}, 64, 128, 3, "compute"),
     ("kv260", {"pe": 16, "simd": 64, "weight_store": "onchip"}, 384, 128, 1, "compute"),
     ("u55c", {"pe": 8, "simd": 8, "weight_store": "onchip"}, 64, 64, 3, "compute"),
     ("zcu104", {"pe": 1, "simd": 1}, 3, 5, 1, "compute"),
@@ -127,12 +148,12 @@ TIMING_CASES = [
 
 
 @pytest.mark.parametrize(("board", "fields", "n", "k", "tokens", "bound"), TIMING_CASES)
-def test_cycles_match_closed_form(board, fields, n, k, tokens, bound):
+def test_cycles_match_schedule(board, fields, n, k, tokens, bound):
     design = design_on(board, **fields)
     rng = np.random.default_rng(11)
     w_q, x_q = random_layer(rng, n, k, tokens)
     run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
-    cycles, load = expected_cycles(design, n, k, tokens)
+    cycles, memory, dram_bytes = expected_schedule(design, n, k, tokens)
     folds = (n // design.pe) * (k // design.simd)
     depth = 3 + math.ceil(math.log2(design.simd))
 
@@ -140,7 +161,8 @@ def test_cycles_match_closed_form(board, fields, n, k, tokens, bound):
     assert run.bound == bound
     assert run.pipeline_depth == depth
     assert run.compute_cycles == folds * tokens
-    assert run.memory_cycles == folds * load
+    assert run.memory_cycles == memory
+    assert run.dram_bytes == dram_bytes
     assert run.stall_cycles == cycles - folds * tokens - depth
     assert run.time_s == pytest.approx(cycles / (design.clock_mhz * 1e6), rel=1e-12)
 
@@ -179,7 +201,7 @@ def test_estimate_equals_run_over_random_designs():
         w_q, x_q = random_layer(rng, n, k, tokens)
         run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
         assert sim.estimate_layer(design, n, k, tokens).cycles == run.cycles
-        assert run.cycles == expected_cycles(design, n, k, tokens)[0]
+        assert run.cycles == expected_schedule(design, n, k, tokens)[0]
 
 
 def test_streamed_weights_read_once_per_run():
@@ -385,18 +407,10 @@ def test_datapath_cycles_follow_fold_schedule(board, fields, tokens):
     else:
         w_q, x_q = random_layer(rng, n, k, tokens)
     run = sim.run_layer(sim.prepare_layer(design, w_q), x_q)
-    folds = 12
-    # The tile size from the format's bits per weight, computed here independently.
-    bits = {"binary": 1, "lut2": 2, "lut3": 5 / 3, "2bit": 2}[design.weight_format]
-    tile_bytes = math.ceil(design.pe * design.simd * bits / 8)
-    if design.weight_store == "onchip":
-        load = 0
-    else:
-        load = math.ceil(tile_bytes * design.clock_hz / design.board.dram_bytes_per_s)
-    depth = expected_depth(design)
-    assert run.pipeline_depth == depth
-    assert run.cycles == max(load + tokens * folds, folds * load + tokens) + depth
-    assert run.memory_cycles == folds * load
+    cycles, memory, _ = expected_schedule(design, n, k, tokens)
+    assert run.pipeline_depth == expected_depth(design)
+    assert run.cycles == cycles
+    assert run.memory_cycles == memory
     estimate = sim.estimate_layer(design, n, k, tokens)
     assert estimate.cycles == run.cycles
     assert estimate.energy_j == pytest.approx(run.energy_j, rel=1e-12)
@@ -437,7 +451,9 @@ def test_lut_energy_counts_table_builds():
     n, k, tokens = 16, 96, 2
     run = sim.estimate_layer(design, n, k, tokens)
     weight_bytes = (n // 8) * (k // 48) * math.ceil(8 * 48 / 3 * 5 / 8)
-    dram = weight_bytes * 8 * design.board.dram_pj_per_bit
+    # Four 80-byte tiles at offsets 0, 80, 160 and 240 each touch two 64-byte DDR4 bursts.
+    dram_bytes = 4 * 2 * 64
+    dram = dram_bytes * 8 * design.board.dram_pj_per_bit
     onchip = (weight_bytes * 8 + tokens * k * (n // 8) * 8) * sim.energy.SRAM_PJ_PER_BIT
     lookups = tokens * n * (k // 3) * sim.energy.LANE_ADD_PJ
     tables = tokens * (n // 8) * (k // 3) * 26 * sim.energy.LANE_ADD_PJ
@@ -469,3 +485,46 @@ def test_xnor_accumulator_bits():
     design = design_on(datapath="xnor")
     assert design.min_accumulator_bits(3) == 3
     assert design.min_accumulator_bits(4) == 4
+
+
+def test_schedule_closed_form_on_grid():
+    # Tiles of one whole burst each all take x cycles (x bytes at 1 byte per cycle), the case in
+    # which the two-term closed form must equal the stepped schedule in every regime.
+    from sim.timing import stream_schedule
+
+    for folds in range(1, 14):
+        for tokens in range(1, 7):
+            for latency in range(0, 9):
+                for x in range(1, 12):
+                    stepped = stream_schedule(folds, tokens, x, x, 1, 1, latency, 5, 2)
+                    closed = max(latency + x + tokens * folds, latency + folds * x + tokens) + 5
+                    assert stepped == closed, (folds, tokens, latency, x)
+
+
+def test_schedule_closed_form_bounds_unequal_tiles():
+    # Tiles that straddle bursts take unequal cycles; the closed form is then a lower bound,
+    # and exact when every tile is at most T or at least T cycles.
+    from sim.timing import stream_schedule
+
+    strict = 0
+    for tile in range(1, 30):
+        for burst in (4, 8, 16):
+            for bandwidth in (1, 2, 3):
+                for tokens in (1, 3, 8):
+                    folds, latency = 11, 4
+                    transfers = []
+                    for i in range(folds):
+                        bursts = ((i + 1) * tile - 1) // burst - i * tile // burst + 1
+                        transfers.append(math.ceil(bursts * burst / bandwidth))
+                    stepped = stream_schedule(
+                        folds, tokens, tile, burst, 1, bandwidth, latency, 0, 2
+                    )
+                    closed = max(
+                        latency + transfers[0] + tokens * folds,
+                        latency + sum(transfers) + tokens,
+                    )
+                    assert closed <= stepped
+                    if max(transfers) <= tokens or min(transfers) >= tokens:
+                        assert closed == stepped, (tile, burst, bandwidth, tokens)
+                    strict += closed < stepped
+    assert strict > 0
