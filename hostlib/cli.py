@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sqlite3
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ logger = logging.getLogger("onebit")
 
 _EXIT_INPUT_ERROR = 2
 _EXIT_CHECK_FAILED = 1
+_PARETO_ROWS = 10
 
 
 class _UsageError(Exception):
@@ -555,8 +557,17 @@ def _explore(args: argparse.Namespace) -> int:
     )
     print(f"store: {result.store_path}; exports: {csv_path}, {parquet_path}")
     print()
+    from hostlib.report import same_figures
+
+    groups = result.pareto_groups()
+    shown = groups[:_PARETO_ROWS]
+    print(
+        f"Pareto front, fastest decode first ({len(shown)} of {len(groups)} rows shown; designs "
+        "with equal figures share a row; --json lists every design):"
+    )
     print(f"{'tokens/s':>9} {'mJ/token':>9} {'prefill ms':>10} {'LUT':>8}  design")
-    for entry in summary["pareto"][:10]:
+    for group in shown:
+        entry = result.entry(group[0])
         objectives = entry["objectives"]
         print(
             f"{objectives['decode_tokens_per_s']:>9.2f} "
@@ -565,6 +576,9 @@ def _explore(args: argparse.Namespace) -> int:
             f"{_format_design(entry['design'])}"
             f"{',zero_skip=true' if entry['design']['zero_skip'] else ''}"
         )
+        same = same_figures(result, group)
+        if same:
+            print(f"{'':>40}  same figures: {same}")
     return 0
 
 
@@ -573,8 +587,12 @@ def _report(args: argparse.Namespace) -> int:
     from hostlib.report import generate_report
 
     command = f"onebit report --model {args.model} --board {args.board}"
+    if args.space is not None:
+        command += f" --space {shlex.quote(args.space)}"
+    for text in args.axis:
+        command += f" --axis {shlex.quote(text)}"
     if args.out != "reports":
-        command += f" --out {args.out}"
+        command += f" --out {shlex.quote(args.out)}"
     written = generate_report(
         args.model,
         args.board,

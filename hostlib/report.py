@@ -303,6 +303,26 @@ def _roofline_share(result, index) -> str:
     return f"{_accelerator_rate(table, index) / bound:.0%}"
 
 
+def same_figures(result, group: list[int]) -> str:
+    """Return the other designs of a Pareto group as the fields they change, ``zero_skip=true``.
+
+    The result is empty when the group has one design.
+    """
+    first = result.design(group[0]).to_dict()
+    others = []
+    for index in group[1:]:
+        fields = result.design(index).to_dict()
+        changed = [key for key, value in fields.items() if value != first[key]]
+        others.append(",".join(f"{key}={_spec_value(fields[key])}" for key in changed))
+    return "; ".join(others)
+
+
+def _spec_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _accelerator_rate(table, index) -> float:
     return 1.0 / table["decode_accelerator_time_s"][index]
 
@@ -313,7 +333,8 @@ def _best_section(result) -> str:
     lines = [
         "## Best designs",
         "",
-        f"The {min(_BEST_ROWS, len(result.pareto))} fastest Pareto-optimal designs. "
+        f"The {min(_BEST_ROWS, len(result.pareto_groups()))} fastest Pareto-optimal designs; "
+        "designs with equal figures share a row. "
         "*Accelerator* is decode tokens/s with the host's time left out; *of roofline* is that "
         "rate over the DRAM-bandwidth bound (bandwidth / weight bytes read per token), for "
         "designs that stream their weights. *Memory-bound* counts the ternary layers of one "
@@ -323,13 +344,16 @@ def _best_section(result) -> str:
         "| LUT | on-chip | memory-bound |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for index in result.pareto[:_BEST_ROWS]:
+    for group in result.pareto_groups()[:_BEST_ROWS]:
+        index = group[0]
         design = result.design(index)
         run = sim.simulate_model(design, result.workload.model, context=result.workload.context)
         ternary = [layer for layer in run.layers if layer.kind == "ternary"]
         memory = sum(1 for layer in ternary if layer.bound == "memory")
+        same = same_figures(result, group)
+        label = f"`{_short_spec(table, index)}`" + (f" (same figures: {same})" if same else "")
         lines.append(
-            f"| `{_short_spec(table, index)}` | {table['decode_tokens_per_s'][index]:.2f} "
+            f"| {label} | {table['decode_tokens_per_s'][index]:.2f} "
             f"| {_accelerator_rate(table, index):.1f} | {_roofline_share(result, index)} "
             f"| {table['decode_energy_j_per_token'][index] * 1e3:.1f} "
             f"| {table['prefill_time_s'][index] * 1e3:.0f} "

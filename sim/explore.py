@@ -222,11 +222,24 @@ class ExploreResult:
         order = np.lexsort((feasible, self.table["lut"][feasible], values))
         return int(feasible[order[0]])
 
+    def pareto_groups(self) -> list[list[int]]:
+        """Return the Pareto-optimal rows grouped by equal objectives, fastest decode first.
+
+        Designs that differ only in fields without effect on the objectives share a group: for
+        example ``zero_skip`` on and off at a nonzero fraction of 1, where skipping saves nothing.
+        """
+        groups: dict[tuple, list[int]] = {}
+        for index in self.pareto:
+            key = tuple(float(self.table[name][index]) for name in OBJECTIVES)
+            groups.setdefault(key, []).append(int(index))
+        return list(groups.values())
+
     def pareto_rows(self) -> list[dict]:
         """Return the Pareto-optimal designs as dicts: design, spec, objectives, resources."""
-        return [self._entry(index) for index in self.pareto]
+        return [self.entry(index) for index in self.pareto]
 
-    def _entry(self, index: int) -> dict:
+    def entry(self, index: int) -> dict:
+        """Return row ``index`` as a dict: design, spec, objectives, resources."""
         row = self.row(index)
         return {
             "spec": row["spec"],

@@ -144,6 +144,19 @@ def test_pareto_is_naive_front_of_feasible(result):
     assert list(speeds) == sorted(speeds, reverse=True)
 
 
+def test_pareto_groups_share_objectives(result):
+    groups = result.pareto_groups()
+    flat = [index for group in groups for index in group]
+    assert flat == sorted(flat, key=result.pareto.tolist().index)
+    assert sorted(flat) == sorted(result.pareto.tolist())
+    for group in groups:
+        first = [result.table[name][group[0]] for name in OBJECTIVES]
+        for index in group[1:]:
+            assert [result.table[name][index] for name in OBJECTIVES] == first
+    firsts = [[result.table[name][group[0]] for name in OBJECTIVES] for group in groups]
+    assert len({tuple(values) for values in firsts}) == len(groups)
+
+
 def test_rejected_counts(result):
     reasons = result.table["reasons"]
     for name in CONSTRAINTS:
@@ -370,3 +383,27 @@ def test_workload_changes_keys():
     second = explore(MODEL, "kv260", SPACE.with_axes({"pe": [8]}), context=256)
     assert set(first.table["key"]).isdisjoint(second.table["key"])
     assert np.all(second.table["decode_host_time_s"] < first.table["decode_host_time_s"])
+
+
+def test_pareto_groups_pair_zero_skip():
+    # At the default nonzero fraction of 1, zero-skipping saves nothing, so both designs tie.
+    space = Space.from_dict(
+        {
+            "datapath": ["ternary"],
+            "pe": [16],
+            "simd": [64],
+            "weight_format": ["2bit"],
+            "weight_store": ["stream"],
+            "zero_skip": [False, True],
+        }
+    )
+    result = explore(MODEL, "kv260", space)
+    assert len(result.pareto) == 2
+    assert result.pareto_groups() == [result.pareto.tolist()]
+
+    from hostlib.report import same_figures
+
+    group = result.pareto_groups()[0]
+    skipping = result.design(group[1]).zero_skip
+    assert same_figures(result, group) == f"zero_skip={'true' if skipping else 'false'}"
+    assert same_figures(result, group[:1]) == ""
