@@ -130,7 +130,17 @@ def test_cycles_match_fold_model(dataflow, rows, cols, m, n, k):
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
 @pytest.mark.parametrize(
     ("rows", "cols", "m", "n", "k"),
-    [(4, 4, 4, 4, 4), (4, 8, 9, 17, 5), (8, 4, 33, 31, 47), (32, 32, 70, 45, 100), (2, 3, 1, 1, 7)],
+    [
+        (4, 4, 4, 4, 4),
+        (4, 8, 9, 17, 5),
+        (8, 4, 33, 31, 47),
+        (32, 32, 70, 45, 100),
+        (2, 3, 1, 1, 7),
+        # One token on a wide array, and many tokens on a narrow one: the ws and os kernels
+        # pick their loop order by M against the array's columns.
+        (8, 32, 1, 45, 70),
+        (4, 4, 200, 9, 13),
+    ],
 )
 def test_out_equals_ternary_matmul(dataflow, rows, cols, m, n, k):
     rng = np.random.default_rng(m * 10000 + n * 100 + k)
@@ -139,6 +149,33 @@ def test_out_equals_ternary_matmul(dataflow, rows, cols, m, n, k):
     assert run.out.dtype == np.int32
     assert run.out.shape == (m, n)
     np.testing.assert_array_equal(run.out, reference(x_q, w_q))
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+def test_out_random_odd_shapes(dataflow):
+    # Arrays wider or taller than the GEMM, tiles that do not divide it and 1-wide sides.
+    rng = np.random.default_rng({"ws": 31, "os": 32, "is": 33}[dataflow])
+    for _ in range(60):
+        rows, cols = (int(v) for v in rng.integers(1, 24, size=2))
+        m, n, k = (int(v) for v in rng.integers(1, 50, size=3))
+        x_q, w_q = random_gemm(rng, m, n, k)
+        run = sim.simulate_gemm(systolic_design(dataflow, rows, cols), m, n, k, x_q, w_q)
+        expected = x_q.astype(np.int64) @ w_q.astype(np.int64)
+        assert run.out.dtype == np.int32
+        assert run.out.flags.c_contiguous
+        np.testing.assert_array_equal(run.out, expected)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+def test_out_transposed_layer_weights(dataflow):
+    # A layer's [N, K] weights passed as the view w.T, which is not C-contiguous.
+    m, n, k = 37, 53, 29
+    rng = np.random.default_rng(41)
+    x_q = rng.integers(-128, 128, size=(m, k)).astype(np.int8)
+    layer_w = rng.integers(-1, 2, size=(n, k)).astype(np.int8)
+    run = sim.simulate_gemm(systolic_design(dataflow, 8, 16), m, n, k, x_q, layer_w.T)
+    expected = x_q.astype(np.int64) @ layer_w.T.astype(np.int64)
+    np.testing.assert_array_equal(run.out, expected)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
