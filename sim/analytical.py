@@ -2,11 +2,11 @@
 
 `DesignTable` holds N ``mvu`` designs as numpy arrays, one entry per design. `evaluate_layer`
 computes the timing and energy of one layer on all of them at once, with the closed form of
-`sim.timing`. For on-chip weights, and for streamed tiles that all take the same transfer
-cycles, or all at most or all at least the T vectors they serve, each entry equals what
-`sim.estimate_layer` returns for that design alone (integers exactly, floats to the last bit,
-because the same operations run in the same order). In the other cases its cycles are a lower
-bound of the engine's, and its time and energy follow from those cycles.
+`sim.timing`. For on-chip weights, and for streamed weights where no fold after the first waits
+for its tile or where the stream never pauses and the last fold waits for its tile, each entry
+equals what `sim.estimate_layer` returns for that design alone (integers exactly, floats to the
+last bit, because the same operations run in the same order). In the other cases its cycles
+are a lower bound of the engine's, and its time and energy follow from those cycles.
 `evaluate_model` adds up a whole model and checks the fit; `simulate_model` does the same for
 one design, layer by layer, and returns a `ModelRun` with the per-layer entries.
 
@@ -337,24 +337,18 @@ def _accumulator_bits(table: DesignTable, k: int) -> np.ndarray:
 
 
 def _stream_loads(table: DesignTable, folds: np.ndarray, tile_bytes: np.ndarray) -> dict:
-    """Return the DRAM figures of each design's streamed tiles, as `sim.timing` defines them.
+    """Return the DRAM figures of each design's weight stream, as `sim.timing` defines them.
 
-    Keys: ``latency`` (A), ``first`` (x_0, the transfer of tile 0, which starts on a burst
-    boundary), ``transfer`` (sum x_i) and ``bursts`` (bursts read), all 0 for on-chip weights.
+    Keys: ``latency`` (A), ``first`` (x_0, the arrival of tile 0 after the first data),
+    ``transfer`` (M, that of the whole layer) and ``bursts`` (bursts read), all 0 for on-chip
+    weights.
     """
     burst, clock, bandwidth = table.dram_burst_bytes, table.clock_hz, table.dram_bytes_per_s
-
-    def transfer(bursts):
-        return -(-(bursts * burst * clock) // bandwidth)
-
-    fewer = -(-tile_bytes // burst)
-    shared = np.gcd(tile_bytes, burst)
-    bursts = -(-(folds * tile_bytes) // burst) + folds - -(-(folds * shared) // burst)
-    longer = bursts - folds * fewer
+    bursts = -(-(folds * tile_bytes) // burst)
     figures = {
         "latency": -(-(table.dram_latency_ns * clock) // 10**9),
-        "first": transfer(fewer),
-        "transfer": (folds - longer) * transfer(fewer) + longer * transfer(fewer + 1),
+        "first": -(-(-(-tile_bytes // burst) * burst * clock) // bandwidth),
+        "transfer": -(-(bursts * burst * clock) // bandwidth),
         "bursts": bursts,
     }
     return {name: np.where(table.stream, value, 0) for name, value in figures.items()}
@@ -366,9 +360,10 @@ def evaluate_layer(
     """Model one run of an N x K layer over ``tokens`` vectors on every design of ``table``.
 
     The formulas are those of `sim.timing` (see its module docstring): F = (N / PE)(K / SIMD)
-    folds, A cycles of DRAM latency and x_i transfer cycles per streamed tile (0 on chip), D the
-    pipeline depth, and cycles = max(A + x_0 + T F, A + sum x_i + T) + D. That equals the
-    engine's schedule where the module docstring says so and bounds it from below elsewhere.
+    folds, A cycles of DRAM latency, x_0 and M the arrivals of the first tile and of the whole
+    layer after the first data (0 on chip), D the pipeline depth, and
+    cycles = max(A + x_0 + T F, A + M + T) + D. That equals the engine's schedule where the
+    `sim.timing` docstring says so and bounds it from below elsewhere.
     Energy follows `sim.energy.layer_energy_j`.
 
     Parameters

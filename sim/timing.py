@@ -18,38 +18,38 @@ T F + D cycles, D being the pipeline depth (`pipeline_depth`).
 
 With ``weight_store="stream"`` the tiles come from DRAM on every run into a double buffer, so
 the load of tile i + 1 overlaps the compute of tile i. The weights lie in DRAM tile after tile,
-B bytes each, and DRAM transfers whole bursts of S bytes (`sim.Board.dram_burst_bytes`): tile i
-covers bytes [i B, (i + 1) B) and costs every burst it overlaps, n_i = ceil((o_i + B) / S)
-bursts with o_i = i B mod S, so a burst shared by two tiles is read for both. Its transfer
-takes x_i = ceil(n_i S f / BW) cycles at clock f and bandwidth BW. The run reads the layer as
-one sequential stream: its first data arrives A = ceil(latency f) cycles after the start
-(`sim.Board.dram_latency_ns`), and the DMA keeps its requests in flight from then on, so the
-latency is not paid again. A transfer starts when the previous one has ended and its buffer slot
-is free (fold i - 2 computed); a fold starts when its tile has arrived and the previous fold has
-finished. `sim.run_layer` and `estimate_layer` step this schedule fold by fold
-(`stream_schedule`).
+B bytes each, and the run reads them as one sequential stream of whole bursts of S bytes
+(`sim.Board.dram_burst_bytes`), each burst once: tile i is complete when the first
+ceil((i + 1) B / S) bursts have arrived, and a burst shared by two tiles serves both. The data
+flows at the bandwidth BW from A = ceil(latency f) cycles after the start
+(`sim.Board.dram_latency_ns`, clock f); the DMA keeps its requests in flight, so the latency is
+paid once per run. Arrival times are exact fractions of a cycle, rounded up only where a fold
+looks at them, so the stream's time does not depend on how the tiles cut it. The data of tile i
+needs its buffer slot, free once fold i - 2 has been computed: when the slot frees after the
+stream reached tile i, the stream pauses until then. A fold starts when its tile has arrived
+and the previous fold has finished. `sim.run_layer` and `estimate_layer` step this schedule fold
+by fold (`stream_schedule`).
 
-With F folds, T vectors per tile and transfer cycles summing to M, the closed form of
+With F folds and T vectors per tile, x_0 = ceil(ceil(B / S) S f / BW) the arrival of tile 0 and
+M = ceil(ceil(F B / S) S f / BW) that of the whole layer, the closed form of
 `sim.evaluate_layer` is
 
     cycles = max(A + x_0 + T F, A + M + T) + D
 
 the first term when the array is compute-bound (only the first load is exposed), the second
-when it is memory-bound (the transfers run back to back and only the last fold's compute is
-exposed). It is a lower bound of the stepped schedule in every case. Fold 0 waits for its tile
-and the folds run one after the other, which gives the first term. The DRAM sends the tiles one
-after the other and the last fold follows its tile, which gives the second. It equals the
-schedule when all tiles cost the same transfer cycles (as when S divides B or B divides S), and
-for any tiles when every x_i <= T or every x_i >= T; the tests check both over a grid of cases.
-In the remaining cases (tiles of unequal bursts near the balance of compute and memory) a fold
-may wait for a slow tile after the array ran ahead, so the closed form is only a bound.
+when it is memory-bound (only the last fold's compute is exposed). It is a lower bound of the
+stepped schedule in every case. Fold 0 waits for its tile and the folds run one after the
+other, which gives the first term. The stream only ever pauses and the last fold follows the
+last tile, which gives the second. It equals the schedule when no fold after the first waits
+for its tile, and when the stream never pauses and the last fold waits for its tile; the tests
+check both against an independent model. Between the two regimes, where folds wait on some tiles
+and the stream pauses on others, the closed form is only a bound.
 
 Limits of this model, each a simplification of the hardware: the DRAM has one latency and a
 constant bandwidth (no page misses, bank conflicts or refresh), activation and result transfers
 are not counted, and zero-skipping does not shorten the schedule.
 """
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,15 +93,15 @@ class LayerRun:
     compute_cycles : int
         Cycles the array issues work: T F.
     memory_cycles : int
-        Cycles of the weight loads back to back: one latency A plus the transfer cycles of all
-        F tiles (0 for on-chip weights).
+        Cycles of the weight stream without pauses: the latency A plus the transfer of the
+        layer's bursts, A + M (0 for on-chip weights).
     stall_cycles : int
         Cycles the array waits for weights: ``cycles - compute_cycles - pipeline_depth``.
     pipeline_depth : int
         Cycles from a fold's issue to its result in the accumulators.
     bound : {"compute", "memory"}
         ``"memory"`` when the memory term of the schedule's closed form, A + M + T, exceeds the
-        compute term, A + x_0 + T F (module docstring); ``"compute"`` otherwise.
+        compute term, A + x_0 + T F (module docstring), and ``"compute"`` otherwise.
     time_s : float
         ``cycles`` at the design's clock.
     energy_j : float
@@ -109,8 +109,8 @@ class LayerRun:
     weight_bytes : int
         Bytes of the layer's weights in the design's weight format.
     dram_bytes : int
-        Bytes read from DRAM in this run: every burst the tiles overlap, so at least
-        ``weight_bytes`` when streamed; 0 on chip.
+        Bytes read from DRAM in this run: ``weight_bytes`` rounded up to whole bursts when
+        streamed, 0 on chip.
     """
 
     name: str
@@ -165,11 +165,10 @@ def latency_cycles(design: Design) -> int:
 
 
 def load_cycles(design: Design) -> int:
-    """Return the transfer cycles of a tile that starts on a burst boundary (0 on chip).
+    """Return x_0, the cycles from the stream's first data to the arrival of tile 0 (0 on chip).
 
-    That is x = ceil(n S f / BW) with n = ceil(B / S) bursts of S bytes for a B-byte tile, f the
-    clock in Hz and BW the DRAM bandwidth in bytes per second; the latency is not included. A
-    tile that starts inside a burst may cost one burst more, see the module docstring.
+    x_0 = ceil(n S f / BW) with n = ceil(B / S) bursts of S bytes for a B-byte tile, f the clock
+    in Hz and BW the DRAM bandwidth in bytes per second; the latency is not included.
     """
     if design.weight_store == "onchip":
         return 0
@@ -183,23 +182,15 @@ def _transfer_cycles(size: int, clock_hz: int, bandwidth: int) -> int:
 
 
 def stream_totals(design: Design, folds: int) -> tuple[int, int]:
-    """Return the bursts that F folds read from DRAM and their transfer cycles M, summed.
+    """Return the bursts that F folds read from DRAM and M, the cycles to transfer them.
 
-    Tile i starts at byte offset i B mod S, so F tiles read ceil(F B / S) bursts plus one for
-    each tile that starts inside a burst: F - ceil(F g / S) of them, g = gcd(B, S). Each tile
-    reads n = ceil(B / S) bursts or n + 1, which gives M without stepping the tiles. Both are
-    0 for on-chip weights.
+    The stream reads ceil(F B / S) bursts, each once; both figures are 0 for on-chip weights.
     """
     if design.weight_store == "onchip":
         return 0, 0
-    tile, burst = design.tile_bytes, design.board.dram_burst_bytes
-    shared = math.gcd(tile, burst)
-    bursts = -(-(folds * tile) // burst) + folds - -(-(folds * shared) // burst)
-    fewer = -(-tile // burst)
-    longer = bursts - folds * fewer
-    clock, bandwidth = design.clock_hz, design.board.dram_bytes_per_s
-    cycles = (folds - longer) * _transfer_cycles(fewer * burst, clock, bandwidth)
-    cycles += longer * _transfer_cycles((fewer + 1) * burst, clock, bandwidth)
+    burst = design.board.dram_burst_bytes
+    bursts = -(-(folds * design.tile_bytes) // burst)
+    cycles = _transfer_cycles(bursts * burst, design.clock_hz, design.board.dram_bytes_per_s)
     return bursts, cycles
 
 
@@ -207,37 +198,65 @@ def stream_totals(design: Design, folds: int) -> tuple[int, int]:
 def stream_schedule(folds, tokens, tile, burst, clock_hz, bandwidth, latency, depth, buffers):
     """Return the cycle at which the last result leaves the pipeline, stepping fold by fold.
 
-    Tile f of ``tile`` bytes costs the bursts of ``burst`` bytes it overlaps, transferred at
-    ``bandwidth`` bytes per second. The first transfer starts after ``latency`` cycles; each
-    later one when the previous has ended and fold f - ``buffers`` has freed its slot. Fold f
-    starts when its tile has arrived and fold f - 1 has finished. With ``tile = 0`` (weights on
-    chip) and ``latency = 0`` no fold ever waits. All arguments are ints; ``burst`` and
-    ``bandwidth`` must be positive.
+    The layer's ``tile``-byte tiles stream as whole bursts of ``burst`` bytes at ``bandwidth``
+    bytes per second from cycle ``latency``. Tile f arrives when the bursts up to its last byte
+    have, at the exact time rounded up to a cycle. The stream pauses until fold f - ``buffers``
+    has freed tile f's slot. Fold f starts when its tile has arrived and fold f - 1 has finished.
+    With ``tile = 0`` and ``latency = 0`` (weights on chip) no fold ever waits. All arguments
+    are ints, ``burst`` and ``bandwidth`` positive, and ``folds * tile * clock_hz`` must fit
+    int64.
     """
     compute_end = np.zeros(buffers, dtype=np.int64)
-    load_end = latency
+    # The stream has run without pause since cycle segment_start, when segment_base bytes had
+    # arrived. Byte b therefore arrives at segment_start + (b - segment_base) f / BW exactly.
+    segment_start = latency
+    segment_base = 0
+    previous_needed = 0
     previous_end = 0
     for f in range(folds):
-        offset = (f * tile) % burst
-        size = (offset + tile + burst - 1) // burst * burst
-        transfer = (size * clock_hz + bandwidth - 1) // bandwidth
-        if f >= buffers and compute_end[f % buffers] > load_end:
-            load_end = compute_end[f % buffers]
-        load_end += transfer
-        start = previous_end if previous_end > load_end else load_end
+        needed = ((f + 1) * tile + burst - 1) // burst * burst
+        if f >= buffers:
+            free = compute_end[f % buffers]
+            # Pause when the slot frees after the exact end of tile f - 1's bursts; the first
+            # test keeps the product below from overflowing.
+            span = (previous_needed - segment_base) * clock_hz
+            late = free - segment_start
+            if late > span // bandwidth + 1 or (late > 0 and late * bandwidth > span):
+                segment_start = free
+                segment_base = previous_needed
+        arrival = segment_start + ((needed - segment_base) * clock_hz + bandwidth - 1) // bandwidth
+        start = previous_end if previous_end > arrival else arrival
         previous_end = start + tokens
         compute_end[f % buffers] = previous_end
+        previous_needed = needed
     return previous_end + depth
 
 
+_MAX_STREAM_PRODUCT = 2**62
+"""Bound on bytes x clock in Hz that `stream_schedule` multiplies in int64."""
+
+
 def schedule_cycles(design: Design, folds: int, tokens: int) -> int:
-    """Return the cycles of a run of ``folds`` tiles over ``tokens`` vectors, stepped."""
+    """Return the cycles of a run of ``folds`` tiles over ``tokens`` vectors, stepped.
+
+    Raises
+    ------
+    ValueError
+        If the layer's streamed bytes times the clock in Hz exceed 2**62, beyond the int64
+        arithmetic of the schedule.
+    """
     if design.weight_store == "onchip":
         tile, burst, bandwidth = 0, 1, 1
     else:
         tile = design.tile_bytes
         burst = design.board.dram_burst_bytes
         bandwidth = design.board.dram_bytes_per_s
+        if (folds * tile + burst) * design.clock_hz > _MAX_STREAM_PRODUCT:
+            raise ValueError(
+                f"a streamed layer of {folds * tile} bytes at {design.clock_hz} Hz exceeds the "
+                f"timing model's int64 range (bytes x clock must stay below 2**62); split the "
+                "layer or lower clock_mhz"
+            )
     cycles = stream_schedule(
         folds,
         tokens,

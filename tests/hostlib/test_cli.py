@@ -223,18 +223,3 @@ def test_run_warns_when_design_does_not_fit(capsys):
     out = capsys.readouterr().out
     assert "warning: the design does not fit board icebreaker:" in out
     assert "LUTs: needs" in out
-
-
-def test_report_names_its_axes(tmp_path, capsys):
-    out = tmp_path / "my reports"
-    arguments = ["report", "--model", "bitnet-0.7b", "--board", "kv260", "--out", str(out)]
-    arguments += ["--axis", "pe=16,32", "--axis", "simd=64", "--json"]
-    assert main(arguments) == 0
-    written = json.loads(capsys.readouterr().out)
-    with open(written["report"], encoding="utf-8") as file:
-        text = file.read()
-    expected = (
-        "onebit report --model bitnet-0.7b --board kv260 --axis pe=16,32 --axis simd=64 "
-        f"--out '{out}'"
-    )
-    assert expected in text

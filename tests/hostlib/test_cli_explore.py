@@ -112,12 +112,18 @@ def test_explore_workers_and_scheduler_exclusive(capsys):
 
 
 def test_report_command(capsys, tmp_path):
-    written, _ = run_json(capsys, "report", *SMALL, "--out", str(tmp_path))
-    report = tmp_path / "explore-bitnet-0.7b-kv260.md"
+    out = tmp_path / "my reports"
+    written, _ = run_json(capsys, "report", *SMALL, "--out", str(out))
+    report = out / "explore-bitnet-0.7b-kv260.md"
     assert written["report"] == str(report)
     text = report.read_text()
     assert text.startswith("# Design-space exploration: bitnet-0.7b on ")
-    assert f"`onebit report --model bitnet-0.7b --board kv260 --out {tmp_path}`" in text
+    # The command line repeats the axes and quotes the path with a space.
+    command = (
+        "`onebit report --model bitnet-0.7b --board kv260 --axis pe=8,16 --axis simd=32,64 "
+        f"--out '{out}'`"
+    )
+    assert command in text
     for figure in written["figures"]:
         assert figure.endswith(".png")
     space = sim.default_space("kv260").with_axes({"pe": (8, 16), "simd": (32, 64)})

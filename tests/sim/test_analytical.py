@@ -7,6 +7,7 @@ import pytest
 
 import sim
 from sim.analytical import HOSTS, DesignTable, evaluate_layer, evaluate_model, simulate_model
+from tests.sim import stream_reference
 
 LAYER_FIELDS = (
     "cycles",
@@ -48,24 +49,24 @@ def random_design(rng, boards=tuple(sim.BOARDS)):
     return sim.Design(board=board, **fields)
 
 
-def tile_transfers(design, folds):
-    """Transfer cycles of each streamed tile, from the bursts its byte range touches."""
-    if design.weight_store == "onchip":
-        return [0] * folds
-    tile, burst = design.tile_bytes, design.board.dram_burst_bytes
-    clock, bandwidth = design.clock_hz, design.board.dram_bytes_per_s
-    transfers = []
-    for i in range(folds):
-        bursts = ((i + 1) * tile - 1) // burst - i * tile // burst + 1
-        transfers.append(math.ceil(bursts * burst * clock / bandwidth))
-    return transfers
+def reference_schedule(design, folds, tokens):
+    board = design.board
+    return stream_reference.stream(
+        folds,
+        tokens,
+        design.tile_bytes,
+        board.dram_burst_bytes,
+        design.clock_hz,
+        board.dram_bytes_per_s,
+        board.dram_latency_ns,
+    )
 
 
 def closed_form_is_exact(design, folds, tokens):
     """The cases where the schedule's closed form equals the stepped schedule."""
-    transfers = tile_transfers(design, folds)
-    uniform = min(transfers) == max(transfers)
-    return uniform or max(transfers) <= tokens or min(transfers) >= tokens
+    if design.weight_store == "onchip":
+        return True
+    return stream_reference.closed_form_is_exact(reference_schedule(design, folds, tokens))
 
 
 def test_evaluate_layer_equals_estimate_layer():
@@ -105,23 +106,22 @@ def test_evaluate_layer_equals_estimate_layer():
 
 
 def test_evaluate_layer_strict_bound_case():
-    # 6-byte base3 tiles on 16-byte SDRAM bursts (ULX3S, 8 cycles a burst at 100 MHz from
-    # 200 MB/s): the tiles that straddle two bursts take 16 cycles, the others 8. With T = 12
-    # in between, the array runs ahead on short tiles and waits on long ones, which the closed
-    # form cannot see.
-    design = sim.Design.from_spec("pe=3,simd=10,weight_format=base3", "ulx3s")
-    assert design.tile_bytes == 6
-    n, k, tokens = 12, 40, 12
+    # 2-byte base3 tiles on 16-byte SDRAM bursts (ULX3S, 8 cycles a burst at 100 MHz from
+    # 200 MB/s): a burst holds eight tiles, but the double buffer takes two, so the stream
+    # pauses after each burst until the array has drained it. The closed form sees one
+    # unbroken stream and is below the stepped schedule.
+    design = sim.Design.from_spec("pe=1,simd=8,weight_format=base3", "ulx3s")
+    assert design.tile_bytes == 2
+    n, k, tokens = 4, 32, 1
     folds = 16
-    transfers = tile_transfers(design, folds)
-    assert sorted(set(transfers)) == [8, 16]
-    scalar = sim.estimate_layer(design, n, k, tokens)
+    latency, first, stream = 7, 8, 16  # 70 ns, one burst and two bursts at 100 MHz
+    depth = 3 + 3
+    closed = max(latency + first + tokens * folds, latency + stream + tokens) + depth
     arrays = evaluate_layer(DesignTable.from_designs([design]), n, k, tokens)
-    latency = 7  # 70 ns at 100 MHz
-    closed = max(latency + transfers[0] + tokens * folds, latency + sum(transfers) + tokens)
-    depth = 3 + math.ceil(math.log2(10))
-    assert arrays["cycles"][0] == closed + depth
-    assert scalar.cycles > arrays["cycles"][0]
+    scalar = sim.estimate_layer(design, n, k, tokens)
+    assert arrays["cycles"][0] == closed == 37
+    assert scalar.cycles == reference_schedule(design, folds, tokens).cycles + depth == 44
+    assert not closed_form_is_exact(design, folds, tokens)
 
 
 def test_evaluate_layer_flags_narrow_accumulator():
