@@ -4,9 +4,11 @@ SCALE-Sim runs in its own virtual environment (``pip install scalesim "numpy<2.3
 subprocess per dataflow and mode, and times each layer's ``run_scale`` inside that process
 without writing traces. Its wheel ships no configuration, so pass SCALE-Sim's example
 ``scale.cfg``; the script copies it with the array size, dataflow and bandwidth mode replaced.
-Without ``--scalesim-python`` only onebit's side runs.
+Without ``--scalesim-python`` only onebit's side runs. Run it as a module from the repository
+root, because as a script its folder would put benchmarks/sim.py in place of the ``sim``
+package:
 
-    .venv/bin/python benchmarks/scalesim_compare.py \\
+    .venv/bin/python -m benchmarks.scalesim_compare \\
         --scalesim-python /tmp/scalesim-venv/bin/python --scalesim-config scale.cfg \\
         [--rows 32 --cols 32] [--bandwidth 10] [--speed]
 
