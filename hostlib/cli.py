@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 _DESIGN_HELP = (
     "design fields as k=v,... from: datapath, array, pe, simd, rows, cols, dataflow, "
     "act_bits, acc_bits, weight_store, weight_format, zero_skip, clock_mhz; "
+    f"datapath is one of {'|'.join(sim.DATAPATHS)}, array {'|'.join(sim.ARRAYS)}, dataflow "
+    f"{'|'.join(sim.DATAFLOWS)}, weight_store {'|'.join(sim.WEIGHT_STORES)}, weight_format "
+    f"{'|'.join(sim.WEIGHT_FORMATS)}; "
     "for example pe=16,simd=64,weight_store=onchip (default: pe=16,simd=64 on a ternary mvu)"
 )
 
@@ -117,8 +120,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "--bandwidth",
         type=float,
         default=None,
-        help="DRAM words per cycle into a systolic array's SRAM (with --gemm); "
-        "default: no DRAM stalls, as SCALE-Sim's CALC mode",
+        help="with --gemm on a systolic design: DRAM words per cycle into the array's SRAM, a "
+        "word being one operand element as in SCALE-Sim (the board, weight_store and "
+        "weight_format do not apply there); default: no DRAM stalls, as SCALE-Sim's CALC mode",
+    )
+    simulate.add_argument(
+        "--nonzero-fraction",
+        type=float,
+        default=1.0,
+        help="with --model: share of nonzero weights, which sets the energy saved by "
+        "zero_skip (default: 1, nothing skipped)",
     )
     simulate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     simulate.set_defaults(handler=_simulate)
@@ -165,10 +176,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "(default: onebit-explore/MODEL-BOARD)",
     )
     explore.add_argument(
-        "--context", type=int, default=None, help="KV-cache length of the decode token"
+        "--context",
+        type=int,
+        default=None,
+        help="KV-cache length of the decode token (default: the model's maximum)",
     )
     explore.add_argument(
-        "--prefill-tokens", type=int, default=128, help="prompt tokens of the prefill phase"
+        "--prefill-tokens",
+        type=int,
+        default=128,
+        help="prompt tokens of the prefill phase (default: 128)",
     )
     explore.add_argument(
         "--nonzero-fraction",
@@ -177,7 +194,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="share of nonzero weights, for the energy of zero-skipping designs (default: 1)",
     )
     explore.add_argument(
-        "--chunk-size", type=int, default=4096, help="designs per task and per store write"
+        "--chunk-size",
+        type=int,
+        default=4096,
+        help="designs per task and per store write (default: 4096)",
     )
     explore.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     explore.set_defaults(handler=_explore)
@@ -317,6 +337,7 @@ def _simulate_gemm(args: argparse.Namespace, design: sim.Design) -> int:
         ("--phase", args.phase, "decode"),
         ("--tokens", args.tokens, None),
         ("--context", args.context, None),
+        ("--nonzero-fraction", args.nonzero_fraction, 1.0),
     ):
         if value != unset:
             raise _UsageError(f"{option} applies to --model; a GEMM's sizes are all in --gemm")
@@ -358,18 +379,26 @@ def _simulate_gemm(args: argparse.Namespace, design: sim.Design) -> int:
 def _simulate_model(args: argparse.Namespace, design: sim.Design) -> int:
     if args.bandwidth is not None:
         raise _UsageError("--bandwidth applies to --gemm on a systolic design")
+    if design.array != "mvu":
+        raise _UsageError(
+            f"--model runs on an mvu array, got array={design.array}; simulate a systolic "
+            "design one GEMM at a time with --gemm M,N,K"
+        )
+    fraction = {"nonzero_fraction": args.nonzero_fraction}
     if args.phase == "decode":
         if args.tokens not in (None, 1):
             raise _UsageError(
                 f"--tokens is the prompt length of a prefill; decode runs one token, "
                 f"got --tokens {args.tokens}"
             )
-        run = sim.simulate_model(design, args.model, phase="decode", context=args.context)
+        run = sim.simulate_model(
+            design, args.model, phase="decode", context=args.context, **fraction
+        )
     else:
         if args.context is not None:
             raise _UsageError("--context applies to decode; a prefill's context is its tokens")
         tokens = 128 if args.tokens is None else args.tokens
-        run = sim.simulate_model(design, args.model, phase="prefill", tokens=tokens)
+        run = sim.simulate_model(design, args.model, phase="prefill", tokens=tokens, **fraction)
     result = run.to_dict()
     if args.json:
         print(json.dumps(result))
@@ -379,10 +408,10 @@ def _simulate_model(args: argparse.Namespace, design: sim.Design) -> int:
 
 
 def _print_model_run(result: dict) -> None:
+    tokens = "1 token" if result["tokens"] == 1 else f"{result['tokens']} tokens"
     print(
         f"{result['model']} on {result['board']}, {result['phase']} "
-        f"({result['tokens']} tokens, context {result['context'] or result['tokens']}), "
-        f"host {result['host']}"
+        f"({tokens}, context {result['context'] or result['tokens']}), host {result['host']}"
     )
     print(f"design: {_format_design(result['design'])}")
     print()

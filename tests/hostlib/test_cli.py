@@ -200,6 +200,12 @@ def test_simulate_model_prefill_table(capsys):
         (["--model", "demo", "--design", "simd=256"], "simd"),
         (["--gemm", "1,64,64", "--tokens", "3"], "--tokens applies to --model"),
         (["--gemm", "1,64,64", "--phase", "prefill"], "--phase applies to --model"),
+        (["--gemm", "1,64,64", "--nonzero-fraction", "0.5"], "--nonzero-fraction applies to"),
+        (
+            ["--model", "demo", "--design", "array=systolic"],
+            "--model runs on an mvu array, got array=systolic",
+        ),
+        (["--model", "demo", "--nonzero-fraction", "1.5"], "nonzero_fraction must be between"),
     ],
 )
 def test_simulate_bad_input(capsys, args, message):
@@ -207,6 +213,17 @@ def test_simulate_bad_input(capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith("onebit: error: ")
     assert message in err
+
+
+def test_simulate_nonzero_fraction_saves_energy(capsys):
+    def energy(*extra):
+        args = ["simulate", "--model", "bitnet-0.7b", "--design", "zero_skip=true", "--json"]
+        assert main([*args, *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    dense, sparse = energy(), energy("--nonzero-fraction", "0.6")
+    assert sparse["energy_j_per_token"] < dense["energy_j_per_token"]
+    assert sparse["cycles"] == dense["cycles"]
 
 
 def test_run_json_costs_end_to_end(capsys):
