@@ -42,7 +42,7 @@ import numpy as np
 
 from sim import energy
 from sim.design import WEIGHT_FORMATS, Design
-from sim.models import Layer, ModelConfig, get_model, model_layers
+from sim.models import Layer, ModelConfig, get_model, host_memory_bytes, model_layers
 from sim.resources import (
     DATAPATH_CODES,
     RESOURCE_NAMES,
@@ -90,6 +90,9 @@ class Host:
         Power drawn while it runs the host layers (an estimate).
     source : str
         Where the figures come from.
+    shares_board_dram : bool
+        Whether the host's memory is the board's DRAM (a Zynq's processing system), so that the
+        host's weights and cache count against the board's DRAM in the fit.
     """
 
     name: str
@@ -97,6 +100,7 @@ class Host:
     flops_per_s: float
     power_w: float
     source: str
+    shares_board_dram: bool = False
 
     def seconds(self, bytes_moved, flops):
         """Return the roofline time of moving ``bytes_moved`` bytes and ``flops`` operations."""
@@ -115,6 +119,7 @@ HOSTS = {
             source=(
                 "Zynq-7000 XC7Z020 processing system (AMD DS190); the PYNQ-Z2's DDR3 at 2.1 GB/s"
             ),
+            shares_board_dram=True,
         ),
         Host(
             name="cortex-a53",
@@ -123,6 +128,7 @@ HOSTS = {
             flops_per_s=21.3e9,
             power_w=2.0,
             source="Zynq UltraScale+ processing system (AMD DS891, DS987); DDR4 at 19.2 GB/s",
+            shares_board_dram=True,
         ),
         Host(
             name="desktop",
@@ -487,6 +493,13 @@ def _check_phase(config, phase: str, tokens: int, context) -> tuple[ModelConfig,
     return config, context
 
 
+def _host_dram_bytes(host: Host, config: ModelConfig, phase: str, tokens: int, context) -> int:
+    """Return the bytes a host that shares the board's DRAM keeps there during the phase."""
+    if not host.shares_board_dram:
+        return 0
+    return host_memory_bytes(config, context if phase == "decode" else tokens)
+
+
 @dataclass(frozen=True)
 class _Step:
     """One entry of a phase: a layer, the vectors its run takes and its summed host costs."""
@@ -593,7 +606,9 @@ class ModelRun:
     dram_bytes_read : int
         Weight bytes streamed from DRAM in the phase.
     resources : Resources
-        What the design needs to hold the model (`sim.resources.design_resources`).
+        What the design needs to hold the model (`sim.resources.design_resources`); its
+        ``dram_bytes`` include the host's weights and cache when the host shares the board's
+        DRAM (`Host.shares_board_dram`).
     fit : FitReport
         The needs against the board's capacity.
     """
@@ -758,7 +773,10 @@ def simulate_model(
     host_energy = math.fsum(entry.energy_j for entry in hosted)
     time_s = accelerator_time + host_time
     total_energy = accelerator_energy + host_energy
-    report = fit_report(design, [entry.layer for entry in steps], tokens=tokens)
+    host_dram = _host_dram_bytes(host, config, phase, tokens, context)
+    report = fit_report(
+        design, [entry.layer for entry in steps], tokens=tokens, host_dram_bytes=host_dram
+    )
     decode_context = None
     if phase == "decode":
         decode_context = config.max_context if context is None else context
@@ -889,6 +907,12 @@ def evaluate_model(
     buffer_bytes = -(-(tokens * max_k_array * table.act_bits) // 8)
     if tokens > 1:
         buffer_bytes = buffer_bytes + -(-(tokens * table.pe * acc_bits) // 8)
+    hosts = [HOSTS[name] if not isinstance(host, Host) else host for name in host_names]
+    host_dram = {}
+    for chosen in hosts:
+        if chosen.name not in host_dram:
+            host_dram[chosen.name] = _host_dram_bytes(chosen, config, phase, tokens, context)
+    dram_weight_bytes = dram_weight_bytes + np.array([host_dram[h.name] for h in hosts])
     need = {
         "lut": logic["lut"],
         "ff": logic["ff"],

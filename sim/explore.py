@@ -47,7 +47,7 @@ __all__ = [
     "pareto_front",
 ]
 
-EVALUATOR = "analytical-3"
+EVALUATOR = "analytical-4"
 """Version of the evaluation that `explore` stores. Change it whenever the analytical model,
 the resource model or the catalogues change a stored number, so that old stores are rejected
 instead of mixed with new rows."""

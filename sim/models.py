@@ -47,6 +47,7 @@ __all__ = [
     "ModelConfig",
     "get_model",
     "host_bytes_per_token",
+    "host_memory_bytes",
     "host_parameters",
     "model_layers",
     "ternary_parameters",
@@ -802,6 +803,23 @@ def host_parameters(config: ModelConfig) -> int:
     if not config.tied_embeddings:
         count += config.vocab * hidden
     return count
+
+
+def host_memory_bytes(config: ModelConfig, context: int | None = None, cache_bytes: int = 2) -> int:
+    """Return the bytes the host keeps in memory: its BF16 weights and the cache at ``context``.
+
+    The cache is the KV cache of ``context`` positions for attention models, and the MLGRU
+    recurrent state (one value per hidden unit and layer) for MatMul-free models. The arguments
+    and errors are those of `model_layers`.
+    """
+    model_layers(config, context, cache_bytes)  # validates the arguments
+    if context is None:
+        context = config.max_context
+    if config.family == "matmulfree":
+        cache = config.layers * config.hidden * cache_bytes
+    else:
+        cache = config.layers * context * 2 * config.kv_heads * config.head_dim * cache_bytes
+    return host_parameters(config) * HOST_WEIGHT_BYTES + cache
 
 
 def host_bytes_per_token(

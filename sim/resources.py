@@ -35,6 +35,7 @@ whole blocks of a given width and depth is not modelled, so a design near the ca
 still fail to place.
 """
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -356,8 +357,13 @@ _RESOURCE_LABELS = {
 }
 
 
-def fit_report(design: Design, layers=(), *, tokens: int = 1) -> FitReport:
+def fit_report(
+    design: Design, layers=(), *, tokens: int = 1, host_dram_bytes: int = 0
+) -> FitReport:
     """Compare the resources of ``design`` (see `design_resources`) with its board's capacity.
+
+    ``host_dram_bytes`` adds what a host sharing the board's DRAM keeps there (its weights and
+    cache, `sim.host_memory_bytes`) to the DRAM the design needs.
 
     Returns
     -------
@@ -371,6 +377,8 @@ def fit_report(design: Design, layers=(), *, tokens: int = 1) -> FitReport:
         As `design_resources`.
     """
     need = design_resources(design, layers, tokens=tokens)
+    if host_dram_bytes:
+        need = dataclasses.replace(need, dram_bytes=need.dram_bytes + host_dram_bytes)
     board = design.board
     capacity = {name: getattr(board, name) for name in RESOURCE_NAMES}
     problems = []

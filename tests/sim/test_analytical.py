@@ -192,6 +192,26 @@ def test_evaluate_model_equals_simulate_model(model, phase, tokens, context):
             assert arrays[name][index] == pytest.approx(getattr(run, name), rel=1e-12), name
 
 
+def test_fit_counts_host_memory_on_zynq():
+    # The Zynq's processing system keeps the BF16 embedding, LM head and KV cache in the same
+    # DDR4 as the streamed weights; a PCIe card's host has its own memory.
+    model = sim.get_model("llama3-8b-1.58")
+    weights = sim.ternary_parameters(model) // 4
+    host = sim.host_memory_bytes(model, 4096)
+    zynq = simulate_model(sim.Design.from_spec(None, "zcu104"), model, context=4096)
+    assert zynq.resources.dram_bytes == weights + host
+    assert not zynq.fits
+    assert any(problem.startswith("DRAM bytes") for problem in zynq.fit.problems)
+    card = simulate_model(sim.Design.from_spec(None, "u280"), model, context=4096)
+    assert card.resources.dram_bytes == weights
+    arrays = evaluate_model(
+        [sim.Design.from_spec(None, "zcu104"), sim.Design.from_spec(None, "u280")],
+        model,
+        context=4096,
+    )
+    assert list(arrays["dram_bytes"]) == [weights + host, weights]
+
+
 def test_model_run_sums_its_layers():
     design = sim.Design.from_spec("pe=16,simd=64", "kv260")
     run = simulate_model(design, "bitnet-2b-4t", context=512)

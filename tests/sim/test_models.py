@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import sim
 from sim.models import (
     MODELS,
     Layer,
@@ -403,6 +404,27 @@ def test_host_bytes_per_token_bitnet():
     kv_cache = layers * (context + 1) * 2 * 640 * 2
     expected = hidden * 2 + norms * 2 + kv_cache + vocab * hidden * 2
     assert host_bytes_per_token(MODELS["bitnet-2b-4t"], context) == expected
+
+
+def test_host_memory_bytes_bitnet():
+    hidden, inner, layers, vocab, context = 2560, 6912, 30, 128256, 1024
+    # Tied embedding, final norm, and per layer two block norms and the two sub-layer norms.
+    parameters = vocab * hidden + hidden + layers * (2 * hidden + hidden + inner)
+    kv_cache = layers * context * 2 * 640 * 2
+    expected = parameters * 2 + kv_cache
+    assert sim.host_memory_bytes(MODELS["bitnet-2b-4t"], context) == expected
+
+
+def test_host_memory_bytes_matmulfree_state():
+    model = MODELS["mmfree-370m"]
+    state = 24 * 1024 * 2
+    expected = sim.host_parameters(model) * 2 + state
+    assert sim.host_memory_bytes(model, 1) == sim.host_memory_bytes(model, 10_000) == expected
+
+
+def test_host_memory_bytes_rejects_long_context():
+    with pytest.raises(ValueError, match="context"):
+        sim.host_memory_bytes(MODELS["bitnet-2b-4t"], 10**6)
 
 
 def test_host_bytes_per_token_matmulfree():
