@@ -48,6 +48,9 @@ and the stream pauses on others, the closed form is only a bound.
 Limits of this model, each a simplification of the hardware: the DRAM has one latency and a
 constant bandwidth (no page misses, bank conflicts or refresh), activation and result transfers
 are not counted, and zero-skipping does not shorten the schedule.
+
+NOTE: the width of the fabric's memory ports is not modelled either, so one MVU can take the
+board's whole bandwidth: 460 GB/s (U280 HBM) at 300 MHz would need a 12,000-bit port.
 """
 
 from dataclasses import dataclass, field
