@@ -547,7 +547,12 @@ def _space(args: argparse.Namespace) -> "sim.Space":
         space = sim.Space.from_toml(args.space)
     else:
         space = sim.default_space(args.board)
-    overrides = dict(sim.parse_axis(text) for text in args.axis)
+    overrides = {}
+    for text in args.axis:
+        name, values = sim.parse_axis(text)
+        if name in overrides:
+            raise _UsageError(f"--axis {name} is given twice; list all its values in one --axis")
+        overrides[name] = values
     return space.with_axes(overrides) if overrides else space
 
 

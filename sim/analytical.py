@@ -52,7 +52,7 @@ from sim.resources import (
     fit_report,
     logic_resources,
 )
-from sim.timing import WEIGHT_BUFFERS, check_tokens, estimate_layer
+from sim.timing import MAX_CYCLES, WEIGHT_BUFFERS, check_tokens, estimate_layer
 
 __all__ = [
     "BOARD_HOSTS",
@@ -342,6 +342,26 @@ def _accumulator_bits(table: DesignTable, k: int) -> np.ndarray:
     return np.where(table.acc_bits < 0, needed, table.acc_bits)
 
 
+def _check_int64_range(table: DesignTable, n: int, k: int, tokens: int, tile_bytes) -> None:
+    """Raise ValueError where a design's cycles or stream products could pass 2**62.
+
+    The check runs in float64 before any int64 product, with a factor of 4 to spare for
+    rounding, so that no entry can wrap silently.
+    """
+    folds = np.floor(n / table.pe) * np.floor(k / table.simd)
+    streamed = np.where(table.stream, (folds * tile_bytes + table.dram_burst_bytes), 0.0)
+    product = streamed * table.clock_hz
+    latency = np.where(table.stream, table.dram_latency_ns * table.clock_hz / 1e9, 0.0)
+    cycles = latency + product / table.dram_bytes_per_s + tokens * folds + 64
+    worst = max(float(np.max(product)), float(np.max(cycles)))
+    if worst >= MAX_CYCLES / 4:
+        raise ValueError(
+            f"layer {n} x {k} over {tokens} vectors needs about {worst:.3e} cycles or "
+            "bytes x Hz on some design, beyond the timing model's limit of 2**62; use fewer "
+            "tokens or a smaller layer"
+        )
+
+
 def _stream_loads(table: DesignTable, folds: np.ndarray, tile_bytes: np.ndarray) -> dict:
     """Return the DRAM figures of each design's weight stream, as `sim.timing` defines them.
 
@@ -411,9 +431,10 @@ def evaluate_layer(
     needed = table.act_bits + k.bit_length()
     runs = (n % pe == 0) & (k % simd == 0) & (width >= needed) & (needed <= 32)
 
-    folds = (n // pe) * (k // simd)
     codes = -(-(pe * simd) // table.code_weights)
     tile_bytes = -(-(codes * table.code_bits) // 8)
+    _check_int64_range(table, n, k, tokens, tile_bytes)
+    folds = (n // pe) * (k // simd)
     loads = _stream_loads(table, folds, tile_bytes)
     depth = np.where(is_lut, 4 + _bit_length(simd // group - 1), 3 + _bit_length(simd - 1))
     compute = tokens * folds
@@ -860,9 +881,17 @@ def evaluate_model(
     accelerator_energy = np.zeros(size)
     dram_bytes = np.zeros(size, dtype=np.int64)
     resident_bytes = np.zeros(size, dtype=np.int64)
+    cycles_bound = np.zeros(size)
     for (n, k, vectors), count in shapes.items():
         layer = evaluate_layer(table, n, k, vectors, nonzero_fraction=nonzero_fraction)
         runs &= layer["runs"]
+        cycles_bound += count * layer["cycles"].astype(np.float64)
+        if np.max(cycles_bound, initial=0.0) >= MAX_CYCLES / 4:
+            raise ValueError(
+                f"{config.name} ({phase}, {tokens} tokens) needs about "
+                f"{np.max(cycles_bound):.3e} cycles on some design, beyond the timing model's "
+                "limit of 2**62; use fewer tokens"
+            )
         cycles += count * layer["cycles"]
         accelerator_time += count * layer["time_s"]
         accelerator_energy += count * layer["energy_j"]

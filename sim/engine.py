@@ -2,9 +2,9 @@
 
 A layer is prepared once (`prepare_layer`: checked, cut into fold tiles, held by the returned
 `LayerProgram`) and then run any number of times (`run_layer`). Each run computes the exact int32
-accumulators and steps the double-buffered weight schedule that `sim.timing` describes (DRAM
-bursts, latency and buffer slots), fold by fold; `sim.evaluate_layer`'s closed form is checked
-against it.
+accumulators and, for streamed weights, steps the double-buffered weight schedule that
+`sim.timing` describes (DRAM bursts, latency and buffer slots) fold by fold;
+`sim.evaluate_layer`'s closed form is checked against it.
 
 Each datapath computes the dot products the way its lanes do, and all three give the exact
 integer result:

@@ -58,6 +58,9 @@ _CHOICES = {
 # Ranges expand to at most this many values, so that a typo such as step = 0.001 fails fast.
 _MAX_RANGE_VALUES = 10_000
 
+MAX_SPACE_SIZE = 5_000_000
+"""Most combinations a space may hold; a store of that many designs takes about 3 GB."""
+
 
 @dataclass(frozen=True)
 class Space:
@@ -174,6 +177,11 @@ class Space:
         invalid : list of (dict, str)
             The combinations that `Design` rejects, each with its fields and the message.
         """
+        if self.size > MAX_SPACE_SIZE:
+            raise ValueError(
+                f"the space has {self.size:,} combinations, more than the limit of "
+                f"{MAX_SPACE_SIZE:,}; use fewer values on some axes"
+            )
         if isinstance(board, str):
             board = get_board(board)
         designs, invalid = [], []

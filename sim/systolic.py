@@ -68,6 +68,7 @@ from numba import njit
 
 from sim.config import JIT_OPTIONS
 from sim.design import DATAFLOWS, Design
+from sim.timing import MAX_STEPPED_FOLDS
 
 __all__ = ["GemmRun", "estimate_gemm", "simulate_gemm", "warm_up"]
 
@@ -504,6 +505,16 @@ def simulate_gemm(
     """
     bandwidth = _check_gemm(design, m, n, k, bandwidth_words_per_cycle)
     m, n, k = int(m), int(n), int(k)
+    spatial_rows, spatial_cols, _, _ = _fold_model(
+        design.dataflow, design.rows, design.cols, m, n, k
+    )
+    folds = -(-spatial_rows // design.rows) * -(-spatial_cols // design.cols)
+    if folds > MAX_STEPPED_FOLDS:
+        raise ValueError(
+            f"GEMM {m} x {n} x {k} has {folds} folds on a {design.rows} x {design.cols} array, "
+            f"more than the {MAX_STEPPED_FOLDS} that simulate_gemm steps one by one; use a "
+            "larger array or estimate_gemm"
+        )
     code = _DATAFLOW_CODES[design.dataflow]
     out = None
     if x_q is not None or w_q is not None:

@@ -64,6 +64,8 @@ from sim.design import Design
 
 __all__ = [
     "BOUNDS",
+    "MAX_CYCLES",
+    "MAX_STEPPED_FOLDS",
     "LayerRun",
     "estimate_layer",
     "latency_cycles",
@@ -235,31 +237,51 @@ def stream_schedule(folds, tokens, tile, burst, clock_hz, bandwidth, latency, de
     return previous_end + depth
 
 
-_MAX_STREAM_PRODUCT = 2**62
-"""Bound on bytes x clock in Hz that `stream_schedule` multiplies in int64."""
+MAX_CYCLES = 2**62
+"""Largest cycle count, and largest bytes x clock product, that the int64 schedule handles."""
+
+MAX_STEPPED_FOLDS = 2**30
+"""Most folds a streamed run may step one by one (about 10 s at 10 ns a fold)."""
 
 
 def schedule_cycles(design: Design, folds: int, tokens: int) -> int:
-    """Return the cycles of a run of ``folds`` tiles over ``tokens`` vectors, stepped.
+    """Return the cycles of a run of ``folds`` tiles over ``tokens`` vectors.
+
+    On-chip weights never wait, so their T F + D cycles need no stepping; streamed weights are
+    stepped fold by fold with `stream_schedule`.
 
     Raises
     ------
     ValueError
-        If the layer's streamed bytes times the clock in Hz exceed 2**62, beyond the int64
-        arithmetic of the schedule.
+        If the run could take 2**62 cycles or more, if its streamed bytes times the clock in Hz
+        reach 2**62 (both beyond the int64 arithmetic of the schedule), or if a streamed run has
+        more than `MAX_STEPPED_FOLDS` folds.
     """
+    depth = pipeline_depth(design)
+    latency = latency_cycles(design)
+    _, transfer = stream_totals(design, folds)
+    longest = latency + transfer + tokens * folds + depth
+    if longest >= MAX_CYCLES:
+        raise ValueError(
+            f"a run of {tokens} vectors over {folds} folds can take about {longest:.3e} cycles, "
+            "beyond the timing model's limit of 2**62; use fewer tokens or larger pe and simd"
+        )
     if design.weight_store == "onchip":
-        tile, burst, bandwidth = 0, 1, 1
-    else:
-        tile = design.tile_bytes
-        burst = design.board.dram_burst_bytes
-        bandwidth = design.board.dram_bytes_per_s
-        if (folds * tile + burst) * design.clock_hz > _MAX_STREAM_PRODUCT:
-            raise ValueError(
-                f"a streamed layer of {folds * tile} bytes at {design.clock_hz} Hz exceeds the "
-                f"timing model's int64 range (bytes x clock must stay below 2**62); split the "
-                "layer or lower clock_mhz"
-            )
+        return tokens * folds + depth
+    tile = design.tile_bytes
+    burst = design.board.dram_burst_bytes
+    bandwidth = design.board.dram_bytes_per_s
+    if (folds * tile + burst) * design.clock_hz >= MAX_CYCLES:
+        raise ValueError(
+            f"a streamed layer of {folds * tile} bytes at {design.clock_hz} Hz exceeds the "
+            f"timing model's int64 range (bytes x clock must stay below 2**62); split the "
+            "layer or lower clock_mhz"
+        )
+    if folds > MAX_STEPPED_FOLDS:
+        raise ValueError(
+            f"a streamed layer of {folds} folds exceeds the {MAX_STEPPED_FOLDS} folds that the "
+            "engine steps one by one; use larger pe and simd"
+        )
     cycles = stream_schedule(
         folds,
         tokens,
@@ -267,8 +289,8 @@ def schedule_cycles(design: Design, folds: int, tokens: int) -> int:
         burst,
         design.clock_hz,
         bandwidth,
-        latency_cycles(design),
-        pipeline_depth(design),
+        latency,
+        depth,
         WEIGHT_BUFFERS,
     )
     return int(cycles)

@@ -105,6 +105,14 @@ def test_explore_incompatible_store(capsys, tmp_path):
     assert re.search(r"onebit: error: .*results\.sqlite holds results of evaluator", captured.err)
 
 
+def test_explore_rejects_repeated_axis(capsys, tmp_path):
+    arguments = ["explore", "--model", "demo", "--board", "kv260"]
+    arguments += ["--axis", "pe=16", "--axis", "pe=32"]
+    assert main([*arguments, "--out", str(tmp_path / "sweep")]) == 2
+    assert "--axis pe is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_explore_workers_and_scheduler_exclusive(capsys):
     with pytest.raises(SystemExit):
         main(["explore", *SMALL, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])

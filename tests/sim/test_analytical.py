@@ -368,3 +368,15 @@ def test_host_override():
     assert run.host == "desktop"
     arrays = evaluate_model([design], "demo", context=8, host=HOSTS["desktop"])
     assert arrays["host_time_s"][0] == pytest.approx(run.host_time_s, rel=1e-12)
+
+
+def test_evaluate_rejects_int64_overflow():
+    design = sim.Design.from_spec("pe=1,simd=1", "kv260")
+    table = DesignTable.from_designs([design])
+    limit = r"beyond the timing model's limit of 2\*\*62"
+    with pytest.raises(ValueError, match=limit):
+        evaluate_layer(table, 16, 32, 2**62)
+    with pytest.raises(ValueError, match=limit):
+        evaluate_layer(table, 2**30, 1024)
+    with pytest.raises(ValueError, match=limit):
+        evaluate_model(table, "mmfree-370m", "prefill", 2**36)

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import re
 
@@ -503,3 +504,24 @@ def test_schedule_matches_reference_and_bound():
         strict += closed < stepped
     assert exact > 1000
     assert strict > 100
+
+
+def test_estimate_layer_rejects_int64_overflow():
+    design = design_on(pe=1, simd=1)
+    with pytest.raises(ValueError, match=r"beyond the timing model's limit of 2\*\*62"):
+        sim.estimate_layer(design, 16, 32, tokens=2**62)
+    slow = dataclasses.replace(design.board, dram_latency_ns=10**30)
+    with pytest.raises(ValueError, match=r"beyond the timing model's limit of 2\*\*62"):
+        sim.estimate_layer(sim.Design(board=slow, pe=1, simd=1), 16, 32)
+
+
+def test_streamed_fold_count_is_capped(monkeypatch):
+    monkeypatch.setattr(sim.timing, "MAX_STEPPED_FOLDS", 100)
+    streamed = design_on(pe=1, simd=1)
+    assert sim.estimate_layer(streamed, 10, 10).cycles > 100
+    with pytest.raises(ValueError, match="101 folds exceeds the 100 folds"):
+        sim.estimate_layer(streamed, 1, 101)
+    # On-chip weights never wait, so their closed form needs no stepping and no cap.
+    onchip = design_on(pe=1, simd=1, weight_store="onchip")
+    run = sim.estimate_layer(onchip, 1000, 1000, check_capacity=False)
+    assert run.cycles == 1000 * 1000 + 3

@@ -215,3 +215,10 @@ def test_toml_syntax_error_gives_line():
 def test_from_toml_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         Space.from_toml(tmp_path / "absent.toml")
+
+
+def test_expand_rejects_huge_space():
+    space = Space.from_dict({"pe": list(range(1, 3001)), "simd": list(range(1, 3001))})
+    assert space.size == 9_000_000
+    with pytest.raises(ValueError, match="the space has 9,000,000 combinations, more than the"):
+        space.expand("kv260")

@@ -430,3 +430,13 @@ def test_simulate_gemm_rejects_cycles_beyond_int64():
         sim.simulate_gemm(design, 10**18, 64, 64)
     with pytest.raises(ValueError, match="bandwidth_words_per_cycle = 1e-300 makes GEMM"):
         sim.simulate_gemm(design, 4, 64, 64, bandwidth_words_per_cycle=1e-300)
+
+
+def test_simulate_gemm_caps_stepped_folds(monkeypatch):
+    monkeypatch.setattr(systolic, "MAX_STEPPED_FOLDS", 4)
+    design = sim.Design.from_spec("array=systolic,rows=4,cols=4,dataflow=ws", "kv260")
+    # ws folds: ceil(K / rows) * ceil(N / cols) = 2 * 2 = 4 is allowed, 2 * 3 = 6 is not.
+    assert systolic.simulate_gemm(design, 3, 8, 8).folds == 4
+    with pytest.raises(ValueError, match="has 6 folds on a 4 x 4 array, more than the 4"):
+        systolic.simulate_gemm(design, 3, 12, 8)
+    assert systolic.estimate_gemm(design, 3, 12, 8).cycles > 0
