@@ -343,6 +343,7 @@ def estimate_layer(
         raise TypeError(f"design must be a sim.Design, got {type(design).__name__}")
     design.check_layer(n, k, capacity=check_capacity)
     check_tokens(tokens)
+    tokens = int(tokens)  # a numpy integer would wrap in the products below
     if isinstance(nonzero_fraction, bool) or not isinstance(nonzero_fraction, int | float):
         raise TypeError(f"nonzero_fraction must be a number, got {nonzero_fraction!r}")
     if not 0.0 <= nonzero_fraction <= 1.0:
