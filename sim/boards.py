@@ -25,6 +25,7 @@ interconnect; no measurement on these boards was available).
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from sim import energy
@@ -120,6 +121,16 @@ class Board:
     dram_latency_ns: int = 0
 
     def __post_init__(self) -> None:
+        # get_board looks boards up by lowercase name, so any other name could never be found.
+        if (
+            not isinstance(self.name, str)
+            or not self.name
+            or self.name != self.name.strip().lower()
+        ):
+            raise ValueError(
+                f"Board.name must be a non-empty lowercase str without surrounding spaces, "
+                f"got {self.name!r}"
+            )
         counts = ("lut", "ff", "dsp", "bram36", "uram", "bram18", "bram4", "spram")
         dram = ("dram_bytes", "dram_burst_bytes", "dram_latency_ns")
         for field in (*counts, "onchip_bytes", *dram):
@@ -156,8 +167,9 @@ class Board:
                 )
         for field in ("clock_mhz", "static_power_w", "dram_pj_per_bit"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(f"Board.{field} must be a number >= 0, got {value!r}")
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if not (number and math.isfinite(value) and value >= 0):
+                raise ValueError(f"Board.{field} must be a finite number >= 0, got {value!r}")
         if not self.clock_mhz > 0:
             raise ValueError(f"Board.clock_mhz must be > 0, got {self.clock_mhz!r}")
 

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 import re
 
 import pytest
@@ -91,11 +92,16 @@ def test_board_to_dict_is_complete():
         ("dram_bytes_per_s", -1, "Board.dram_bytes_per_s must be an int >= 0, got -1"),
         ("bram18", -2, "Board.bram18 must be an int >= 0, got -2"),
         ("lut_inputs", 5, "Board.lut_inputs must be 4 or 6, got 5"),
-        ("static_power_w", -1.0, "Board.static_power_w must be a number >= 0, got -1.0"),
+        ("static_power_w", -1.0, "Board.static_power_w must be a finite number >= 0, got -1.0"),
         ("clock_mhz", 0.0, "Board.clock_mhz must be > 0, got 0.0"),
         ("dram_burst_bytes", 0, "Board.dram_burst_bytes must be > 0 when Board.dram_bytes is"),
         ("dram_burst_bytes", -64, "Board.dram_burst_bytes must be an int >= 0, got -64"),
         ("dram_latency_ns", 1.5, "Board.dram_latency_ns must be an int >= 0, got 1.5"),
+        ("static_power_w", math.inf, "Board.static_power_w must be a finite number >= 0, got inf"),
+        ("dram_pj_per_bit", math.nan, "Board.dram_pj_per_bit must be a finite number >= 0"),
+        ("clock_mhz", math.inf, "Board.clock_mhz must be a finite number >= 0, got inf"),
+        ("name", "KV260 ", "Board.name must be a non-empty lowercase str"),
+        ("name", None, "Board.name must be a non-empty lowercase str"),
     ],
 )
 def test_board_validation(field, value, message):
