@@ -594,13 +594,13 @@ def _explore(args: argparse.Namespace) -> int:
     from hostlib.report import same_figures
 
     groups = result.pareto_groups()
-    shown = groups[:_PARETO_ROWS]
+    printed_groups = groups[:_PARETO_ROWS]
     print(
-        f"Pareto front, fastest decode first ({len(shown)} of {len(groups)} rows shown; designs "
-        "with equal figures share a row; --json lists every design):"
+        f"Pareto front, fastest decode first ({len(printed_groups)} of {len(groups)} rows "
+        "shown; designs with equal figures share a row; --json lists every design):"
     )
     print(f"{'tokens/s':>9} {'mJ/token':>9} {'prefill ms':>10} {'LUT':>8}  design")
-    for group in shown:
+    for group in printed_groups:
         entry = result.entry(group[0])
         objectives = entry["objectives"]
         print(

@@ -901,6 +901,7 @@ def evaluate_model(
     # Host layers, per distinct host.
     host_time = np.zeros(size)
     host_energy = np.zeros(size)
+    host_dram = np.zeros(size, dtype=np.int64)
     host_names = [get_host(host, board).name for board in table.board_names]
     for name in sorted(set(host_names)):
         chosen = HOSTS[name] if not isinstance(host, Host) else host
@@ -908,6 +909,7 @@ def evaluate_model(
         mask = np.array([entry == name for entry in host_names])
         host_time[mask] = seconds
         host_energy[mask] = chosen.power_w * seconds
+        host_dram[mask] = _host_dram_bytes(chosen, config, phase, tokens, context)
 
     # Resources, as sim.resources.design_resources.
     ternary_k = [k for (_, k, _) in shapes]
@@ -936,12 +938,7 @@ def evaluate_model(
     buffer_bytes = -(-(tokens * max_k_array * table.act_bits) // 8)
     if tokens > 1:
         buffer_bytes = buffer_bytes + -(-(tokens * table.pe * acc_bits) // 8)
-    hosts = [HOSTS[name] if not isinstance(host, Host) else host for name in host_names]
-    host_dram = {}
-    for chosen in hosts:
-        if chosen.name not in host_dram:
-            host_dram[chosen.name] = _host_dram_bytes(chosen, config, phase, tokens, context)
-    dram_weight_bytes = dram_weight_bytes + np.array([host_dram[h.name] for h in hosts])
+    dram_weight_bytes = dram_weight_bytes + host_dram
     need = {
         "lut": logic["lut"],
         "ff": logic["ff"],

@@ -743,6 +743,14 @@ def model_layers(
         If ``context`` or ``cache_bytes`` is below 1, or ``context`` exceeds the
         ``max_context`` of an attention model.
     """
+    context = _check_layer_arguments(config, context, cache_bytes)
+    if config.family == "matmulfree":
+        return _matmulfree_layers(config, cache_bytes)
+    return _attention_layers(config, context, cache_bytes)
+
+
+def _check_layer_arguments(config: ModelConfig, context: int | None, cache_bytes: int) -> int:
+    """Check the arguments of `model_layers` and return the context, None taken as the maximum."""
     _check_config(config)
     if context is None:
         context = config.max_context
@@ -758,10 +766,7 @@ def model_layers(
         raise TypeError(f"cache_bytes must be an int, got {cache_bytes!r}")
     if cache_bytes < 1:
         raise ValueError(f"cache_bytes must be >= 1, got {cache_bytes}")
-
-    if config.family == "matmulfree":
-        return _matmulfree_layers(config, cache_bytes)
-    return _attention_layers(config, context, cache_bytes)
+    return context
 
 
 def ternary_parameters(config: ModelConfig) -> int:
@@ -812,9 +817,7 @@ def host_memory_bytes(config: ModelConfig, context: int | None = None, cache_byt
     recurrent state (one value per hidden unit and layer) for MatMul-free models. The arguments
     and errors are those of `model_layers`.
     """
-    model_layers(config, context, cache_bytes)  # validates the arguments
-    if context is None:
-        context = config.max_context
+    context = _check_layer_arguments(config, context, cache_bytes)
     if config.family == "matmulfree":
         cache = config.layers * config.hidden * cache_bytes
     else:

@@ -245,7 +245,7 @@ def _fold_rows(x, w, out, m0, m1, k0, k1, n0, n1):
 def _fold_ws_streamed(x_t, w, out_t, k0, k1, n0, n1):
     """Add a ``ws`` fold into the transposed output ``out_t`` [N, M], M innermost.
 
-    PE (k, n) holds the weight w[k, n] while the M activations x[:, k], a row of ``x_t``,
+    PE (k, n) keeps the weight w[k, n] while the M activations x[:, k], a row of ``x_t``,
     stream past it, and it adds, subtracts or skips each into out[:, n], a row of ``out_t``.
     """
     m_size = x_t.shape[1]

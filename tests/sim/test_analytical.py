@@ -107,7 +107,7 @@ def test_evaluate_layer_equals_estimate_layer():
 
 def test_evaluate_layer_strict_bound_case():
     # 2-byte base3 tiles on 16-byte SDRAM bursts (ULX3S, 8 cycles a burst at 100 MHz from
-    # 200 MB/s): a burst holds eight tiles, but the double buffer takes two, so the stream
+    # 200 MB/s): a burst contains eight tiles, but the double buffer takes two, so the stream
     # pauses after each burst until the array has drained it. The closed form sees one
     # unbroken stream and is below the stepped schedule.
     design = sim.Design.from_spec("pe=1,simd=8,weight_format=base3", "ulx3s")
@@ -194,7 +194,7 @@ def test_evaluate_model_equals_simulate_model(model, phase, tokens, context):
 
 def test_fit_counts_host_memory_on_zynq():
     # The Zynq's processing system keeps the BF16 embedding, LM head and KV cache in the same
-    # DDR4 as the streamed weights; a PCIe card's host has its own memory.
+    # DDR4 as the streamed weights. A PCIe card's host has its own memory.
     model = sim.get_model("llama3-8b-1.58")
     weights = sim.ternary_parameters(model) // 4
     host = sim.host_memory_bytes(model, 4096)

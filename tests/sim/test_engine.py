@@ -477,7 +477,7 @@ def test_xnor_accumulator_bits():
 
 def test_schedule_matches_reference_and_bound():
     # The stepped schedule against the fraction model over many small streams, and the closed
-    # form as a bound of both, exact where the reference says it must be.
+    # form as a bound of both, exact where the reference requires it.
     from sim.timing import stream_schedule
 
     rng = np.random.default_rng(41)
